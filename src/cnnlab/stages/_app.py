@@ -1,0 +1,62 @@
+"""What every stage script shares: Hydra entry point, config → dict, tracker construction."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger("cnnlab")
+
+
+def conf_dir() -> Path:
+    """The Hydra config folder: ``$CNNLAB_CONF`` or ``./conf`` (the repository's)."""
+    path = Path(os.environ.get("CNNLAB_CONF", "conf")).resolve()
+    if not (path / "config.yaml").is_file():
+        sys.exit(f"cnnlab: no Hydra config at {path}/config.yaml; run from the repository root "
+                 f"or set CNNLAB_CONF")
+    return path
+
+
+def stage(fn: Callable[[DictConfig], Any]) -> Callable[[], None]:
+    """Wrap a stage function as a Hydra app reading ``conf/config.yaml``.
+
+    Known bad-input errors (missing files, bad data) exit with status 1 and a one-line message
+    naming the file or key, instead of a traceback.
+    """
+
+    @functools.wraps(fn)
+    def main() -> None:
+        @hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
+        def _run(cfg: DictConfig) -> None:
+            from ..data.images import DataError
+
+            try:
+                fn(cfg)
+            except (DataError, FileNotFoundError, ValueError, KeyError) as err:
+                log.error("%s failed: %s", fn.__name__, err)
+                sys.exit(f"error: {err}")
+
+        _run()
+
+    return main
+
+
+def to_dict(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config as plain Python types (for MLflow params and checkpoints)."""
+    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+
+
+def tracker(stage_name: str, cfg: DictConfig, **tags: Any):
+    """An (unstarted) MLflow tracker for this stage, tagged with data set and model."""
+    from ..track import Tracker
+
+    base = {"dataset": cfg.data.name}
+    return Tracker(stage_name, to_dict(cfg), tags={**base, **tags}, experiment=cfg.mlflow.experiment,
+                   uri=cfg.mlflow.tracking_uri)

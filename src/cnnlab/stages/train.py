@@ -1,0 +1,25 @@
+"""Stage ``train``: prepared data + ``model=<name>`` + ``seed=<n>`` → ``models/<ds>/<model>/seed<n>/``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from ._app import log, stage, tracker
+
+
+@stage
+def main(cfg: DictConfig) -> None:
+    from ..tasks.callbacks import MLflowMetrics
+    from ..tasks.fit import fit
+
+    with tracker("train", cfg, model=cfg.model.name, seed=cfg.seed) as t:
+        metrics = fit(cfg, callbacks=[MLflowMetrics(t)])
+        log.info("trained %s: %s", cfg.paths.run, metrics)
+        t.log_metrics(metrics)
+        t.log_artifact(Path(cfg.paths.run) / "metrics.json")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""The image-classification LightningModule, and loading its checkpoints safely."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from torchmetrics.classification import MulticlassAccuracy
+
+from ..models import create_model
+
+
+class Classifier(L.LightningModule):
+    """Cross-entropy classifier around any registered backbone.
+
+    Everything needed to use a checkpoint travels in its hyper-parameters (plain Python types,
+    so it loads with ``weights_only=True``): the architecture and its kwargs, the class names,
+    input channels and size, and the normalisation. ``num_classes`` is derived from ``classes``.
+
+    Args:
+        arch: registry name of the backbone.
+        classes: class names; their order defines the label ids.
+        in_chans: input channels.
+        input_size: (H, W) the model is fed.
+        normalization: ``{"mean": [...], "std": [...]}`` of the training set.
+        model_kwargs: extra builder kwargs for the backbone.
+        optim: Hydra config (dict) of the optimiser, with ``_partial_: true``.
+        scheduler: Hydra config (dict) of an LR scheduler factory, or None.
+    """
+
+    def __init__(self, arch: str, classes: list[str], in_chans: int, input_size: list[int],
+                 normalization: dict[str, list[float]], model_kwargs: dict[str, Any] | None = None,
+                 optim: dict[str, Any] | None = None, scheduler: dict[str, Any] | None = None):
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = create_model(arch, num_classes=len(classes), in_chans=in_chans, **(model_kwargs or {}))
+        n = len(classes)
+        self.train_acc = MulticlassAccuracy(num_classes=n, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes=n, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes=n, average="micro")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def _step(self, batch, stage: str, metric: MulticlassAccuracy) -> torch.Tensor:
+        x, y = batch
+        out = self.model(x)
+        # Models with auxiliary heads (GoogLeNet) return a tuple in training: main logits first.
+        logits, aux = (out[0], out[1:]) if isinstance(out, tuple) else (out, ())
+        loss = F.cross_entropy(logits, y) + sum(0.3 * F.cross_entropy(a, y) for a in aux)
+        metric(logits, y)
+        self.log(f"{stage}/loss", loss, prog_bar=stage != "test", on_step=False, on_epoch=True)
+        self.log(f"{stage}/acc", metric, prog_bar=True, on_step=False, on_epoch=True)
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train", self.train_acc)
+
+    def validation_step(self, batch, batch_idx):
+        return self._step(batch, "val", self.val_acc)
+
+    def test_step(self, batch, batch_idx):
+        return self._step(batch, "test", self.test_acc)
+
+    def configure_optimizers(self):
+        cfg = self.hparams.optim or {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3}
+        optimizer = instantiate(cfg)(self.parameters())
+        if not self.hparams.scheduler:
+            return optimizer
+        scheduler = instantiate(self.hparams.scheduler)(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+
+def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the backbone from a classifier checkpoint, loading with ``weights_only=True``.
+
+    Returns:
+        ``(model in eval mode, hyper-parameters)``.
+
+    Raises:
+        FileNotFoundError: no such checkpoint.
+        ValueError: the file is not a cnnlab classifier checkpoint or pickles arbitrary objects.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(f"{path}: refused to load (weights_only=True): {err}") from err
+    hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
+    if not hp or "arch" not in hp or "state_dict" not in ckpt:
+        raise ValueError(f"{path}: not a cnnlab classifier checkpoint (no hyper_parameters.arch)")
+    model = create_model(hp["arch"], num_classes=len(hp["classes"]), in_chans=hp["in_chans"],
+                         **(hp.get("model_kwargs") or {}))
+    state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    model.load_state_dict(state)
+    return model.eval(), dict(hp)

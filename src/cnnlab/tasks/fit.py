@@ -1,0 +1,78 @@
+"""Training a classifier from a composed config: the pure part of the ``train`` stage."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from ..data.datamodule import ImageFolderDataModule
+from ..io import replace, write_json
+from ..models import default_input_size
+from .classifier import Classifier
+
+
+def input_hw(cfg: DictConfig) -> tuple[int, int]:
+    """(H, W) to feed the model: ``data.image_size`` if set, else the architecture's own size."""
+    size = cfg.data.image_size
+    if size is None:
+        return tuple(default_input_size(cfg.model.name)[-2:])
+    return (size, size) if isinstance(size, int) else tuple(size)
+
+
+def model_kwargs(cfg: DictConfig) -> dict[str, Any]:
+    """The builder kwargs of ``cfg.model`` (everything but ``_target_`` and ``name``)."""
+    kw = OmegaConf.to_container(cfg.model, resolve=True)
+    return {k: v for k, v in kw.items() if k not in ("_target_", "name")}
+
+
+def build(cfg: DictConfig) -> tuple[Classifier, ImageFolderDataModule]:
+    """Build the datamodule from the prepared folder and the module around the configured model."""
+    dm = ImageFolderDataModule(cfg.paths.prepared, input_hw(cfg), batch_size=cfg.batch_size,
+                               num_workers=cfg.num_workers)
+    module = Classifier(
+        arch=cfg.model.name, classes=dm.classes, in_chans=dm.channels, input_size=list(dm.image_size),
+        normalization=dm.normalization, model_kwargs=model_kwargs(cfg),
+        optim=OmegaConf.to_container(cfg.optim, resolve=True),
+        scheduler=OmegaConf.to_container(cfg.scheduler, resolve=True) if cfg.get("scheduler") else None,
+    )
+    return module, dm
+
+
+def fit(cfg: DictConfig, callbacks: list[L.Callback] = ()) -> dict[str, Any]:
+    """Train, then publish ``best.ckpt``, ``last.ckpt`` and ``metrics.json`` into ``cfg.paths.run``.
+
+    Checkpoints are written to a hidden ``.<seed dir>.partial`` folder while training and moved
+    into place only when training ends, so an interrupted run never leaves a complete-looking
+    output. Returns the metrics dict.
+    """
+    L.seed_everything(cfg.seed, workers=True)
+    out = Path(cfg.paths.run)
+    work = out.parent / f".{out.name}.partial"
+    shutil.rmtree(work, ignore_errors=True)
+    module, dm = build(cfg)
+    es = cfg.early_stopping
+    ckpt = ModelCheckpoint(dirpath=work, filename="best", monitor=es.monitor, mode=es.mode, save_last=True,
+                           enable_version_counter=False)
+    stop = EarlyStopping(monitor=es.monitor, mode=es.mode, patience=es.patience)
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=[ckpt, stop, *callbacks], logger=False,
+                                     default_root_dir=str(work))
+    trainer.fit(module, datamodule=dm)
+    metrics = {
+        "best_val_acc": float(ckpt.best_model_score),
+        "epochs": trainer.current_epoch,
+        "stopped_early": bool(stop.stopped_epoch),
+        "num_params": sum(p.numel() for p in module.model.parameters()),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("best.ckpt", "last.ckpt"):
+        replace(work / name, out / name)
+    write_json(out / "metrics.json", metrics)
+    shutil.rmtree(work, ignore_errors=True)
+    return metrics
