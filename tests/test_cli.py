@@ -1,4 +1,4 @@
-"""The ``cnnlab`` console script and the zoo speed benchmark, run as real subprocesses."""
+"""The ``cnnlab`` console script (as a real subprocess and in-process) and the zoo speed benchmark."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from cnnlab import cli
+from cnnlab.bench import zoo_speed
 from cnnlab.models import list_models
 
 _SCRIPT = shutil.which("cnnlab", path=str(Path(sys.executable).parent)) or shutil.which("cnnlab")
@@ -19,18 +21,10 @@ def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(list(args), capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.fixture(params=["script", "module"])
-def cnnlab_cmd(request) -> list[str]:
-    """The installed console script and ``python -m cnnlab.cli``, which must behave the same."""
-    if request.param == "script":
-        if _SCRIPT is None:
-            pytest.skip("the cnnlab console script is not installed")
-        return [_SCRIPT]
-    return [sys.executable, "-m", "cnnlab.cli"]
-
-
-def test_summary_prints_course_table(cnnlab_cmd):
-    proc = _run(*cnnlab_cmd, "summary", "course_lenet_example")
+def test_console_script_prints_course_table():
+    if _SCRIPT is None:
+        pytest.skip("the cnnlab console script is not installed")
+    proc = _run(_SCRIPT, "summary", "course_lenet_example")
     assert proc.returncode == 0, proc.stderr
     rows = {line.split("|")[0].strip(): [c.strip() for c in line.split("|")] for line in proc.stdout.splitlines()
             if "|" in line}
@@ -41,43 +35,41 @@ def test_summary_prints_course_table(cnnlab_cmd):
     assert "Total params: 62,958" in proc.stdout
 
 
-def test_summary_input_and_options(cnnlab_cmd):
-    proc = _run(*cnnlab_cmd, "summary", "course_inception_naive_5x5", "--input", "8x10x10", "--all-layers")
-    assert proc.returncode == 0, proc.stderr
-    # in_chans follows the input: 10·10·32 outputs × 5·5·8 multiplications each.
-    assert f"Total multiply-adds per example: {10 * 10 * 32 * 5 * 5 * 8:,}" in proc.stdout
-    assert "ReLU" in proc.stdout
-    proc = _run(*cnnlab_cmd, "summary", "course_lenet_example", "--num-classes", "5")
-    assert re.search(r"^head\s*\|.*\|\s*5\s*\|\s*425\s*\|", proc.stdout, re.M)
-
-
-def test_unknown_model_exits_2_with_known_names(cnnlab_cmd):
-    proc = _run(*cnnlab_cmd, "summary", "no_such_net")
+def test_module_entry_point_unknown_model_exits_2():
+    proc = _run(sys.executable, "-m", "cnnlab.cli", "summary", "no_such_net")
     assert proc.returncode == 2
     assert "unknown model 'no_such_net'" in proc.stderr
     assert "lenet5" in proc.stderr and "course_lenet_example" in proc.stderr
     assert proc.stdout == ""
 
 
-def test_bad_input_shape_exits_2():
-    proc = _run(sys.executable, "-m", "cnnlab.cli", "summary", "lenet5", "--input", "3x32")
-    assert proc.returncode == 2 and "cannot run on input 3x32" in proc.stderr
-    assert "Traceback" not in proc.stderr
+def test_summary_input_and_options(capsys):
+    assert cli.main(["summary", "course_inception_naive_5x5", "--input", "8x10x10", "--all-layers"]) == 0
+    out = capsys.readouterr().out
+    # in_chans follows the input: 10·10·32 outputs × 5·5·8 multiplications each.
+    assert f"Total multiply-adds per example: {10 * 10 * 32 * 5 * 5 * 8:,}" in out
+    assert "ReLU" in out
+    assert cli.main(["summary", "course_lenet_example", "--num-classes", "5"]) == 0
+    assert re.search(r"^head\s*\|.*\|\s*5\s*\|\s*425\s*\|", capsys.readouterr().out, re.M)
+
+
+@pytest.mark.parametrize("shape, message", [("3x32", "cannot run on input 3x32"), ("3xa", "must look like CxHxW")])
+def test_bad_input_shape_exits_2(capsys, shape, message):
+    assert cli.main(["summary", "lenet5", "--input", shape]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
 
 
 def test_help_does_not_import_torch():
-    code = "import sys, cnnlab.cli as c; c.build_parser().format_help(); print('torch' in sys.modules)"
+    code = "import sys, cnnlab.cli as c; print(c.build_parser().format_help()); print('torch' in sys.modules)"
     proc = _run(sys.executable, "-c", code)
-    assert proc.stdout.strip() == "False", proc.stderr
-    help_text = _run(sys.executable, "-m", "cnnlab.cli", "--help").stdout
-    assert "summary" in help_text
+    assert proc.stdout.splitlines()[-1] == "False", proc.stderr
+    assert "summary" in proc.stdout
 
 
 def _cheapest_torchvision_model() -> str | None:
-    from cnnlab.bench.zoo_speed import torchvision_models
-
-    names = torchvision_models()
-    for preferred in ("resnet18", "mobilenet_v2"):
+    names = zoo_speed.torchvision_models()
+    for preferred in ("mobilenet_v2", "resnet18"):  # the quickest to build and run on a CPU
         if preferred in names:
             return preferred
     return names[0] if names else None
@@ -88,9 +80,8 @@ def test_zoo_speed_tiny_run(tmp_path):
     if name is None:
         pytest.skip("no registered model names a torchvision counterpart yet")
     out = tmp_path / "BENCH.md"
-    proc = _run(sys.executable, "-m", "cnnlab.bench.zoo_speed", "--models", name, "--repeats", "1",
-                "--warmup", "0", "--batch-size", "1", "--output", str(out), timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert zoo_speed.main(["--models", name, "--repeats", "1", "--warmup", "0", "--batch-size", "1",
+                           "--output", str(out)]) == 0
     text = out.read_text()
     assert "<!-- bench:zoo_speed -->" in text and "--models " + name in text
     row = next(line for line in text.splitlines() if line.startswith(f"| {name} |"))
@@ -100,8 +91,9 @@ def test_zoo_speed_tiny_run(tmp_path):
     assert diff < 1e-4  # the same weights give the same logits
 
 
-def test_zoo_speed_rejects_models_without_torchvision(tmp_path):
+def test_zoo_speed_rejects_models_without_torchvision(tmp_path, capsys):
     assert "lenet5" in list_models()
-    proc = _run(sys.executable, "-m", "cnnlab.bench.zoo_speed", "--models", "lenet5", "--output", str(tmp_path / "B.md"))
-    assert proc.returncode == 2 and "no torchvision counterpart registered for lenet5" in proc.stderr
+    with pytest.raises(SystemExit) as exc:
+        zoo_speed.main(["--models", "lenet5", "--output", str(tmp_path / "B.md")])
+    assert exc.value.code == 2 and "no torchvision counterpart registered for lenet5" in capsys.readouterr().err
     assert not (tmp_path / "B.md").exists()

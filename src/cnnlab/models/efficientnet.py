@@ -7,7 +7,8 @@ Compound scaling grows depth, width and input resolution together with one coeff
 chosen under α·β²·γ² ≈ 2 so that FLOPs grow by about 2^φ (``compound_scaling``).
 The released B1–B7 coefficients (the TF reference repo, which torchvision copies) are hand-rounded
 from this rule rather than computed from it: ``scaling_table`` sets them beside the rule at
-φ = 0…7 and gives the φ each published coefficient implies. We build the published ones
+φ = 0…7 and gives the φ each published coefficient implies (B1 sits near φ ≈ 0.5, B2 near 1,
+B5–B7 near 5–7; depth is always rounded below α^φ). We build the published ones
 (``EFFICIENTNET_VARIANTS``) so that torchvision weights load.
 
 The baseline B0 (``EFFICIENTNET_B0_TABLE``) is a stack of MBConv blocks: MobileNet v2's inverted
@@ -70,13 +71,13 @@ def compound_scaling(phi: float, base_resolution: int = 224) -> tuple[float, flo
     return BETA ** phi, ALPHA ** phi, base_resolution * GAMMA ** phi
 
 
-def scaling_table(base_resolution: int = 224) -> list[dict[str, float]]:
+def scaling_table(base_resolution: int = 224) -> list[dict[str, str | float]]:
     """Each published variant B<k> beside the rule at φ = k, and the φ its coefficients imply.
 
     Returns:
-        One dict per variant with ``phi``, the published ``width``/``depth``/``resolution``, the
-        rule's ``rule_width``/``rule_depth``/``rule_resolution`` at φ = k, and ``phi_width``/
-        ``phi_depth``/``phi_resolution`` = log(published)/log(base) for each dimension.
+        One dict per variant: its ``variant`` name ("b0"…), ``phi``, the published
+        ``width``/``depth``/``resolution``, the rule's ``rule_width``/``rule_depth``/``rule_resolution``
+        at φ = k, and ``phi_width``/``phi_depth``/``phi_resolution`` = log(published)/log(base).
     """
     rows = []
     for phi, (name, (w, d, r, _)) in enumerate(EFFICIENTNET_VARIANTS.items()):

@@ -25,7 +25,8 @@ namedtuple (and field order) as torchvision, so code written for one works with 
 torchvision's pretrained GoogLeNet weights (ported from TF) expect; torchvision turns it on only
 when it loads those weights, so the default here, as in torchvision with ``weights=None``, is off.
 
-torchvision key mapping (``googlenet``): module names are torchvision's (``conv1.conv``,
+torchvision key mapping (``googlenet``; the registry's ``tv_kwargs`` state torchvision's defaults
+``aux_logits=True, init_weights=True``): module names are torchvision's (``conv1.conv``,
 ``inception3a.branch2.1.bn``, ``aux1.fc2`` …); ``tv_remap`` renames only ``fc.*`` → ``head.*``.
 Torchvision's pretrained file has no ``aux1``/``aux2`` keys: load it into ``aux_logits=False``.
 """
@@ -222,6 +223,8 @@ def tv_remap_googlenet(key: str) -> str:
     return "head." + key[3:] if key.startswith("fc.") else key
 
 
-@register_model("googlenet", input_size=(3, 224, 224), torchvision="googlenet", tv_remap=tv_remap_googlenet)
+# tv_kwargs: torchvision's own defaults, stated (its init_weights=None warns, then means True).
+@register_model("googlenet", input_size=(3, 224, 224), torchvision="googlenet", tv_remap=tv_remap_googlenet,
+                tv_kwargs={"aux_logits": True, "init_weights": True})
 def googlenet(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> GoogLeNet:
     return GoogLeNet(num_classes=num_classes, in_chans=in_chans, **kwargs)

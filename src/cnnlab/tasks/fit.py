@@ -35,7 +35,7 @@ def model_kwargs(cfg: DictConfig) -> dict[str, Any]:
 def build(cfg: DictConfig) -> tuple[Classifier, ImageFolderDataModule]:
     """Build the datamodule from the prepared folder and the module around the configured model."""
     dm = ImageFolderDataModule(cfg.paths.prepared, input_hw(cfg), batch_size=cfg.batch_size,
-                               num_workers=cfg.num_workers)
+                               num_workers=cfg.num_workers, train_transform=instantiate(cfg.augment))
     module = Classifier(
         arch=cfg.model.name, classes=dm.classes, in_chans=dm.channels, input_size=list(dm.image_size),
         normalization=dm.normalization, model_kwargs=model_kwargs(cfg),

@@ -1,0 +1,15 @@
+# cnnlab pipeline: `snakemake --cores N`. The same DAG is exported to dvc.yaml by
+# `python -m cnnlab.dag` (a test fails when the two disagree). Rules: workflow/rules/<stage>.smk.
+configfile: "workflow/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/prepare.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+
+
+rule all:
+    input:
+        expand(rules.evaluate.output.metrics, dataset=config["classify"], model=config["models"], seed=config["seeds"]),
+        expand(rules.prepare.output, dataset=config["faces"]),

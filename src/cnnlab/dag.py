@@ -1,0 +1,130 @@
+"""One DAG, two tools: export the Snakemake workflow to ``dvc.yaml``.
+
+The Snakefile (rules in ``workflow/rules/``) is the single source of truth. This module asks
+Snakemake for the full job list of the default target (``snakemake --dry-run --forceall
+--printshellcmds``) and writes one DVC stage per job, with the very same command, deps and outs.
+``metrics.json`` outputs become DVC ``metrics`` and ``*.png`` outputs DVC ``plots`` (not cached
+by DVC, so ``dvc metrics show`` and ``dvc plots`` read them in place).
+
+Usage::
+
+    python -m cnnlab.dag            # rewrite dvc.yaml
+    python -m cnnlab.dag --check    # exit 1 if dvc.yaml differs from the Snakefile's DAG
+    python -m cnnlab.dag --config overrides=debug=tiny   # any Snakemake --config values
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+HEADER = ("# GENERATED from the Snakefile by `python -m cnnlab.dag`: do not edit by hand.\n"
+          "# tests/test_dag.py fails when this file and the Snakefile disagree.\n")
+_FIELDS = ("input", "output", "log", "benchmark", "wildcards")
+
+
+@dataclass
+class Job:
+    """One Snakemake job as the dry run prints it."""
+
+    rule: str
+    input: list[str] = field(default_factory=list)
+    output: list[str] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+    benchmark: list[str] = field(default_factory=list)
+    wildcards: dict[str, str] = field(default_factory=dict)
+    shell: str | None = None
+
+    @property
+    def stage_name(self) -> str:
+        parts = [f"{k}{v}" if v.isdigit() else v for k, v in self.wildcards.items()]
+        return "-".join([self.rule, *parts])
+
+
+def parse_dry_run(text: str) -> list[Job]:
+    """Parse ``snakemake -n -p --forceall`` output into jobs (order of appearance)."""
+    jobs: list[Job] = []
+    current: Job | None = None
+    for line in text.splitlines():
+        m = re.match(r"^(?:local)?rule (\S+):$", line)
+        if m:
+            current = Job(m.group(1))
+            jobs.append(current)
+            continue
+        if current is None:
+            continue
+        m = re.match(r"^    (\w+): (.*)$", line)
+        if m and m.group(1) in _FIELDS:
+            key, value = m.groups()
+            if key == "wildcards":
+                current.wildcards = dict(kv.split("=", 1) for kv in value.split(", "))
+            else:
+                setattr(current, key, value.split(", "))
+        elif line.startswith("Shell command: "):
+            cmd = line.removeprefix("Shell command: ")
+            current.shell = None if cmd == "None" else cmd
+    return [j for j in jobs if j.shell]
+
+
+def snakemake_jobs(config: list[str] = (), cwd: str | Path = ".") -> list[Job]:
+    """Run Snakemake's dry run in ``cwd`` and return its jobs."""
+    cmd = [sys.executable, "-m", "snakemake", "--dry-run", "--forceall", "--printshellcmds", "--cores", "1"]
+    if config:
+        cmd += ["--config", *config]
+    res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"snakemake dry run failed:\n{res.stdout}\n{res.stderr}")
+    return parse_dry_run(res.stdout)
+
+
+def to_dvc(jobs: list[Job]) -> dict:
+    """DVC pipeline dict: one stage per job, same command, deps and outs."""
+    stages = {}
+    for job in sorted(jobs, key=lambda j: j.stage_name):
+        stage: dict = {"cmd": job.shell, "deps": sorted(job.input)}
+        outs = [o for o in job.output if not (o.endswith("metrics.json") or o.endswith(".png"))]
+        metrics = [o for o in job.output if o.endswith("metrics.json")]
+        plots = [o for o in job.output if o.endswith(".png")]
+        if outs:
+            stage["outs"] = outs
+        if metrics:
+            stage["metrics"] = [{m: {"cache": False}} for m in metrics]
+        if plots:
+            stage["plots"] = [{p: {"cache": False}} for p in plots]
+        stages[job.stage_name] = stage
+    return {"stages": stages}
+
+
+def render(pipeline: dict) -> str:
+    return HEADER + yaml.safe_dump(pipeline, sort_keys=False, width=200)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="fail if dvc.yaml differs instead of writing it")
+    parser.add_argument("--config", nargs="*", default=[], help="Snakemake --config KEY=VALUE pairs")
+    parser.add_argument("-o", "--output", default="dvc.yaml")
+    args = parser.parse_args(argv)
+    text = render(to_dvc(snakemake_jobs(args.config)))
+    out = Path(args.output)
+    if args.check:
+        if not out.is_file() or out.read_text() != text:
+            print(f"{out} differs from the Snakefile's DAG: run `python -m cnnlab.dag`", file=sys.stderr)
+            return 1
+        print(f"{out} agrees with the Snakefile")
+        return 0
+    from .io import write_text
+
+    write_text(out, text)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
