@@ -117,7 +117,7 @@ def prepare_dataset(items: Iterable[tuple[str, str, Image.Image]], out_dir: str 
             "name": name or out_dir.name,
             "classes": classes,
             "channels": channels,
-            "image_size": sorted(sizes)[0][::-1] if len(sizes) == 1 else None,  # (H, W) or mixed
+            "image_size": list(sorted(sizes)[0][::-1]) if len(sizes) == 1 else None,  # [H, W], or None if mixed
             "mean": [round(float(m), 6) for m in mean],
             "std": [round(float(s), 6) for s in std],
             "split_by": split.by,

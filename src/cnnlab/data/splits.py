@@ -18,9 +18,10 @@ def stratified_split(labels: list[str], val: float, test: float, seed: int) -> l
     idx = np.arange(len(labels))
     y = np.asarray(labels)
     split = np.array(["train"] * len(labels), dtype=object)
-    rest, test_idx = train_test_split(idx, test_size=test, stratify=y, random_state=seed) if test else (idx, [])
-    if val:
-        _, val_idx = train_test_split(rest, test_size=val / (1 - test), stratify=y[rest], random_state=seed)
+    n_test, n_val = round(test * len(labels)), round(val * len(labels))  # exact counts, no float drift
+    rest, test_idx = train_test_split(idx, test_size=n_test, stratify=y, random_state=seed) if n_test else (idx, [])
+    if n_val:
+        _, val_idx = train_test_split(rest, test_size=n_val, stratify=y[rest], random_state=seed)
         split[val_idx] = "val"
     split[test_idx] = "test"
     return split.tolist()

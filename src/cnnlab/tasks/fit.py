@@ -20,9 +20,13 @@ from .classifier import Classifier
 
 def input_hw(cfg: DictConfig) -> tuple[int, int]:
     """(H, W) to feed the model: ``data.image_size`` if set, else the architecture's own size."""
+    native = default_input_size(cfg.model.name)
+    if len(native) != 3:
+        raise ValueError(f"model={cfg.model.name} takes {len(native) - 1}-D inputs {tuple(native)}, "
+                         f"not images: it cannot train on the image data set {cfg.data.name!r}")
     size = cfg.data.image_size
     if size is None:
-        return tuple(default_input_size(cfg.model.name)[-2:])
+        return tuple(native[-2:])
     return (size, size) if isinstance(size, int) else tuple(size)
 
 

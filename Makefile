@@ -1,0 +1,40 @@
+# Two commands on a fresh machine: `make run` and `make test`. Both set up .venv first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+CORES  ?= 2
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: run test test-slow test-all venv dvc-yaml mlflow-ui clean
+
+venv: $(STAMP)
+
+# Pinned install: ranges live in pyproject.toml, exact versions (torch 2.14.1, torchvision 0.29.1, ...)
+# in requirements/lock.txt, applied as pip constraints.
+$(STAMP): pyproject.toml requirements/lock.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c requirements/lock.txt -e '.[pipeline,dev]'
+	touch $@
+
+run: $(STAMP)  ## the default pipeline on the embedded data
+	$(BIN)/snakemake --cores $(CORES)
+
+test: $(STAMP)  ## fast tests + one real end-to-end pipeline run on tiny data
+	$(BIN)/python -m pytest -m "not slow"
+
+test-slow: $(STAMP)  ## long runs only (every model trained, DDP, ...)
+	$(BIN)/python -m pytest -m slow
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest
+
+dvc-yaml: $(STAMP)  ## regenerate dvc.yaml from the Snakefile
+	$(BIN)/python -m cnnlab.dag
+
+mlflow-ui: $(STAMP)  ## compare runs in the browser at http://127.0.0.1:5000
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+
+clean:  ## remove stage outputs (not .venv, not mlflow.db)
+	rm -rf data/prepared data/augmented data/encodings models reports logs/*.log logs/bench .snakemake

@@ -1,0 +1,176 @@
+"""The face encoder f(x): any zoo backbone plus an L2-normalised embedding, and its training module."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from hydra.utils import instantiate
+
+from ..models import create_model
+from .losses import MINERS, SiameseHead, TripletLoss, binary_pair_loss
+from .metrics import one_shot_rank1, verification_metrics, verification_pairs
+
+
+class Embedder(nn.Module):
+    """Backbone → ``pre_logits`` features → Linear → L2 normalisation (‖f(x)‖ = 1 by contract).
+
+    Args:
+        arch: registry name of the backbone (built with ``num_classes=0``: no classifier).
+        embedding_dim: size of f(x).
+        in_chans: input channels.
+        model_kwargs: extra builder kwargs of the backbone.
+    """
+
+    def __init__(self, arch: str, embedding_dim: int = 128, in_chans: int = 3, model_kwargs: dict | None = None):
+        super().__init__()
+        self.backbone = create_model(arch, num_classes=0, in_chans=in_chans, **(model_kwargs or {}))
+        self.proj = nn.Linear(self.backbone.num_features, embedding_dim)
+        self.embedding_dim = embedding_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats = self.backbone.forward_head(self.backbone.forward_features(x), pre_logits=True)
+        return F.normalize(self.proj(feats), dim=1)
+
+
+OBJECTIVES = ("triplet", "binary")
+
+
+class FaceEncoderModule(L.LightningModule):
+    """Trains an :class:`Embedder` with the triplet or the siamese binary objective.
+
+    Training batches should come from a :class:`~cnnlab.face.losses.PKSampler` (P identities ×
+    K images). Validation embeds the whole val split and, at epoch end, logs ``val/rank1``
+    (exact one-shot rank-1), ``val/eer``, ``val/auc`` and ``val/loss`` (the training objective
+    over the whole split, hard mining for the triplet loss). The hyper-parameters are plain types,
+    so a checkpoint loads with ``weights_only=True`` and rebuilds the encoder (:func:`load_encoder`).
+
+    Args:
+        arch: registry name of the backbone.
+        in_chans: input channels.
+        input_size: (H, W) the encoder is fed.
+        normalization: ``{"mean": [...], "std": [...]}`` of the training images.
+        model_kwargs: extra builder kwargs of the backbone.
+        embedding_dim: size of f(x).
+        objective: ``"triplet"`` or ``"binary"`` (all pairs of the batch through a :class:`SiameseHead`).
+        miner: ``"hard"`` or ``"semi_hard"`` (triplet objective).
+        margin: α of the triplet loss.
+        pair_head: ``"abs"`` or ``"chi2"`` (binary objective).
+        identities: names of the training identities (provenance: who the encoder has seen).
+        optim: Hydra config (dict) of the optimiser, with ``_partial_: true``.
+        scheduler: Hydra config (dict) of an LR scheduler factory, or None.
+    """
+
+    def __init__(self, arch: str, in_chans: int, input_size: list[int], normalization: dict[str, list[float]],
+                 model_kwargs: dict[str, Any] | None = None, embedding_dim: int = 128, objective: str = "triplet",
+                 miner: str = "semi_hard", margin: float = 0.2, pair_head: str = "abs",
+                 identities: list[str] | None = None, optim: dict[str, Any] | None = None,
+                 scheduler: dict[str, Any] | None = None):
+        super().__init__()
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+        if miner not in MINERS:
+            raise ValueError(f"miner must be one of {sorted(MINERS)}, got {miner!r}")
+        self.save_hyperparameters()
+        self.embedder = Embedder(arch, embedding_dim, in_chans, model_kwargs)
+        self.triplet = TripletLoss(margin, miner)
+        self.pair_head = SiameseHead(embedding_dim, pair_head) if objective == "binary" else None
+        self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embedder(x)
+
+    def objective(self, emb: torch.Tensor, labels: torch.Tensor, miner: TripletLoss | None = None) -> torch.Tensor:
+        """The training loss of a batch of embeddings."""
+        if self.pair_head is not None:
+            return binary_pair_loss(self.pair_head, emb, labels)
+        return (miner or self.triplet)(emb, labels)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = self.objective(self.embedder(x), y)
+        self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(y))
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self._val = []
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self._val.append((self.embedder(x), y))
+
+    def on_validation_epoch_end(self) -> None:
+        emb = torch.cat([e for e, _ in self._val])
+        labels = torch.cat([y for _, y in self._val])
+        self._val = []
+        # Under DDP every rank scores the whole split, so the logged values agree across ranks.
+        emb = self.all_gather(emb).reshape(-1, emb.shape[-1])
+        labels = self.all_gather(labels).reshape(-1)
+        for key, value in self.embedding_metrics(emb, labels).items():
+            self.log(f"val/{key}", value, prog_bar=key in ("rank1", "eer"))
+
+    def embedding_metrics(self, emb: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+        """rank1, eer, auc and loss of a labelled set of embeddings.
+
+        Raises:
+            ValueError: fewer than two people, or no person with two images.
+        """
+        y = labels.cpu().numpy()
+        people, counts = np.unique(y, return_counts=True)
+        if len(people) < 2 or counts.max() < 2:
+            raise ValueError(f"face validation needs at least 2 people and one with 2 images; got "
+                             f"{len(people)} people, at most {counts.max()} images each")
+        e = emb.float().cpu().numpy()
+        ver = verification_metrics(*verification_pairs(e, y))
+        loss = self.objective(emb, labels, TripletLoss(self.hparams.margin, "hard"))
+        return {"rank1": one_shot_rank1(e, y), "eer": ver["eer"], "auc": ver["auc"], "loss": float(loss)}
+
+    def configure_optimizers(self):
+        cfg = self.hparams.optim or {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3}
+        optimizer = instantiate(cfg)(self.parameters())
+        if not self.hparams.scheduler:
+            return optimizer
+        scheduler = instantiate(self.hparams.scheduler)(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+
+def load_encoder(path: str | Path) -> tuple[Embedder, dict[str, Any]]:
+    """Rebuild the embedder of a :class:`FaceEncoderModule` checkpoint (``weights_only=True``).
+
+    Returns:
+        ``(embedder in eval mode, hyper-parameters)``; the hyper-parameters give the input
+        channels, size and normalisation that images must be prepared with.
+
+    Raises:
+        FileNotFoundError: no such checkpoint.
+        ValueError: not a face-encoder checkpoint, or it pickles arbitrary objects.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"face encoder checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(f"{path}: refused to load (weights_only=True): {err}") from err
+    hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
+    if not hp or "embedding_dim" not in hp or "arch" not in hp or "state_dict" not in ckpt:
+        raise ValueError(f"{path}: not a cnnlab face-encoder checkpoint (no hyper_parameters.embedding_dim)")
+    embedder = Embedder(hp["arch"], hp["embedding_dim"], hp["in_chans"], hp.get("model_kwargs"))
+    state = {k.removeprefix("embedder."): v for k, v in ckpt["state_dict"].items() if k.startswith("embedder.")}
+    embedder.load_state_dict(state)
+    return embedder.eval(), dict(hp)
+
+
+def checkpoint_hash(path: str | Path) -> str:
+    """sha256 (hex) of a checkpoint file: the encoder's identity stored with its encodings."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,181 @@
+"""Precomputed face encodings: embed a gallery folder once, then verify and identify against it.
+
+An encodings file is an ``.npz`` (loadable with ``allow_pickle=False``) holding
+
+- ``paths``: image paths relative to the gallery root, ``labels``: the person (sub-folder) of each;
+- ``embeddings``: float32 [N, D], L2-normalised rows;
+- ``encoder_hash`` (sha256 of the encoder checkpoint) and ``encoder_name``: the encoder's identity,
+  so embeddings of new images are never compared with those of another encoder;
+- ``format``: :data:`FORMAT`.
+
+Input handling: every image is decoded and converted to the encoder's mode (a greyscale PGM is
+replicated to RGB for a 3-channel encoder; RGB is reduced to luminance for a 1-channel one), then
+resized to the encoder's (H, W) without keeping the aspect ratio (faces are expected to be
+cropped roughly as in training), scaled to [0, 1] and normalised with the encoder's statistics.
+This applies to probe images of any size or mode as well. An unreadable image or a person
+folder without images is an error that names the path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torchvision.transforms import v2
+
+from ..data.datamodule import eval_transform
+from ..data.images import DataError, load_image, scan_image_folder
+from ..io import atomic_path
+from .encoder import checkpoint_hash, load_encoder
+
+FORMAT = "cnnlab-face-encodings/1"
+EmbedFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class Encodings:
+    """Embeddings of a gallery, with where they came from.
+
+    Raises:
+        ValueError: inconsistent lengths or an embeddings array that is not 2-D float32.
+    """
+
+    paths: list[str]
+    labels: list[str]
+    embeddings: np.ndarray
+    encoder_hash: str
+    encoder_name: str
+
+    def __post_init__(self) -> None:
+        self.paths, self.labels = [str(p) for p in self.paths], [str(x) for x in self.labels]
+        e = self.embeddings
+        if e.ndim != 2 or e.dtype != np.float32:
+            raise ValueError(f"embeddings must be float32 [N, D], got {e.dtype} {e.shape}")
+        if not len(self.paths) == len(self.labels) == len(e):
+            raise ValueError(f"{len(self.paths)} paths, {len(self.labels)} labels and {len(e)} embeddings differ")
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def dim(self) -> int:
+        return int(self.embeddings.shape[1])
+
+
+def concat_encodings(*parts: Encodings) -> Encodings:
+    """Join encodings made by the same encoder (e.g. a gallery and a newly enrolled folder).
+
+    Raises:
+        ValueError: the parts come from different encoders or have different sizes.
+    """
+    if not parts:
+        raise ValueError("concat_encodings: nothing to join")
+    first = parts[0]
+    for p in parts[1:]:
+        if p.encoder_hash != first.encoder_hash or p.dim != first.dim:
+            raise ValueError(f"cannot join encodings of encoder {p.encoder_name} ({p.encoder_hash[:12]}, {p.dim}-d) "
+                             f"with {first.encoder_name} ({first.encoder_hash[:12]}, {first.dim}-d): "
+                             f"re-encode with one encoder")
+    return Encodings([x for p in parts for x in p.paths], [x for p in parts for x in p.labels],
+                     np.concatenate([p.embeddings for p in parts]), first.encoder_hash, first.encoder_name)
+
+
+def encoder_input(hp: dict[str, Any]) -> tuple[str, tuple[int, int], dict[str, list[float]]]:
+    """``(PIL mode, (H, W), normalisation)`` that images must be prepared with for an encoder."""
+    return ("L" if hp["in_chans"] == 1 else "RGB"), tuple(hp["input_size"]), hp["normalization"]
+
+
+@torch.inference_mode()
+def embed_images(embed_fn: EmbedFn, paths: Sequence[str | Path], mode: str, size: tuple[int, int],
+                 normalization: dict[str, list[float]], batch_size: int = 64) -> np.ndarray:
+    """Embed image files of any size and mode (converted and resized as the module docstring says).
+
+    Returns:
+        float32 [len(paths), D].
+
+    Raises:
+        DataError: an image cannot be read (the message names it).
+    """
+    tf = eval_transform(size, normalization["mean"], normalization["std"])
+    out = []
+    for start in range(0, len(paths), batch_size):
+        chunk = paths[start:start + batch_size]
+        x = torch.stack([tf(v2.functional.pil_to_tensor(load_image(p, mode))) for p in chunk])
+        out.append(embed_fn(x).float().cpu().numpy())
+    return np.concatenate(out).astype(np.float32, copy=False)
+
+
+def encode_folder(embed_fn: EmbedFn, root: str | Path, mode: str, size: tuple[int, int],
+                  normalization: dict[str, list[float]], batch_size: int = 64
+                  ) -> tuple[list[str], list[str], np.ndarray]:
+    """Embed every image of a gallery folder (one sub-folder per person).
+
+    Returns:
+        ``(paths relative to root, person labels, float32 embeddings [N, D])``, sorted by path.
+
+    Raises:
+        DataError: the folder is missing, has no person folders, a person folder has no images,
+            or a file is not a readable image (each message names the path).
+    """
+    root = Path(root)
+    items = scan_image_folder(root)
+    paths = [p for p, _ in items]
+    emb = embed_images(embed_fn, paths, mode, size, normalization, batch_size)
+    return [p.relative_to(root).as_posix() for p in paths], [label for _, label in items], emb
+
+
+def encode_with_checkpoint(ckpt: str | Path, root: str | Path, batch_size: int = 64, name: str | None = None,
+                           device: str = "cpu") -> Encodings:
+    """Encode a gallery folder with a face-encoder checkpoint (see :func:`encode_folder`).
+
+    Args:
+        ckpt: a :class:`~cnnlab.face.encoder.FaceEncoderModule` checkpoint.
+        root: gallery folder.
+        batch_size: images per forward pass.
+        name: human-readable encoder name (default: the backbone's registry name).
+        device: where the encoder runs.
+    """
+    embedder, hp = load_encoder(ckpt)
+    embedder.to(device)
+    mode, size, norm = encoder_input(hp)
+    paths, labels, emb = encode_folder(lambda x: embedder(x.to(device)), root, mode, size, norm, batch_size)
+    return Encodings(paths, labels, emb, checkpoint_hash(ckpt), name or hp["arch"])
+
+
+def save_encodings(path: str | Path, enc: Encodings) -> Path:
+    """Write an encodings ``.npz`` atomically."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, format=np.array(FORMAT), paths=np.array(enc.paths, dtype=str),
+                 labels=np.array(enc.labels, dtype=str), embeddings=enc.embeddings,
+                 encoder_hash=np.array(enc.encoder_hash), encoder_name=np.array(enc.encoder_name))
+    return Path(path)
+
+
+def load_encodings(path: str | Path) -> Encodings:
+    """Read and validate an encodings file.
+
+    Raises:
+        FileNotFoundError: no such file.
+        DataError: not an encodings file, inconsistent arrays, or embeddings that are not finite
+            and L2-normalised (the message names the file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"encodings not found: {path} (run the encode_faces stage)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["format"]) != FORMAT:
+                raise DataError(f"{path}: format {str(z['format'])!r}, expected {FORMAT!r}")
+            enc = Encodings(z["paths"].tolist(), z["labels"].tolist(), z["embeddings"],
+                            str(z["encoder_hash"]), str(z["encoder_name"]))
+    except DataError:
+        raise
+    except (KeyError, ValueError, OSError) as err:
+        raise DataError(f"{path}: not a valid face-encodings file ({err})") from err
+    norms = np.linalg.norm(enc.embeddings, axis=1)
+    if not np.all(np.isfinite(norms)) or np.abs(norms - 1.0).max(initial=0.0) > 1e-3:
+        raise DataError(f"{path}: embeddings are not finite, L2-normalised vectors")
+    return enc

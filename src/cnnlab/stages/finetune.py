@@ -1,0 +1,33 @@
+"""Stage ``finetune``: a source network + a few images per target class → ``finetune.out``.
+
+``python -m cnnlab.stages.finetune data=<target> model=<arch> finetune=<strategy>`` writes
+``models/<target>/<arch>-ft-<strategy>/shots<k>/seed<n>/{best.ckpt,metrics.json}``. Strategies:
+head, partial, full, gradual, and scratch (the baseline without a source).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from ._app import log, stage, tracker
+
+
+@stage
+def main(cfg: DictConfig) -> None:
+    from ..tasks.callbacks import MLflowMetrics
+    from ..tasks.finetune import finetune
+
+    ft = cfg.get("finetune")
+    if ft is None:
+        raise ValueError("no fine-tuning strategy chosen: pass finetune=head|partial|full|gradual|scratch")
+    with tracker("finetune", cfg, model=cfg.model.name, strategy=ft.strategy, shots=ft.shots, seed=cfg.seed) as t:
+        metrics = finetune(cfg, callbacks=[MLflowMetrics(t)])
+        log.info("fine-tuned %s: %s", ft.out, metrics)
+        t.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        t.log_artifact(Path(ft.out) / "metrics.json")
+
+
+if __name__ == "__main__":
+    main()

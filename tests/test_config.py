@@ -1,0 +1,48 @@
+"""Every option of every config group composes, and the instantiable ones instantiate."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import REPO
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+GROUPS = sorted(p.name for p in (REPO / "conf").iterdir() if p.is_dir())
+OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((REPO / "conf" / g).glob("*.yaml"))]
+
+
+def test_groups_present():
+    assert {"data", "model", "optim", "trainer", "augment", "debug"} <= set(GROUPS)
+
+
+@pytest.mark.parametrize("group,option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
+def test_option_composes(hydra_cfg, group, option):
+    overrides = [f"{group}={option}"]
+    if (group, option) == ("data", "folder"):
+        overrides.append("data.root=/some/images")
+    cfg = hydra_cfg(*overrides)
+    OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    node = cfg.get(group)
+    if group == "model":
+        from cnnlab.models import default_input_size
+
+        assert len(default_input_size(cfg.model.name)) >= 2
+        assert cfg.model._target_ == "cnnlab.models.create_model"
+    elif group in ("optim",):
+        opt = instantiate(node)([torch.nn.Parameter(torch.zeros(2))])
+        assert isinstance(opt, torch.optim.Optimizer)
+    elif group == "augment":
+        assert callable(instantiate(node))
+    elif group == "trainer":
+        import lightning as L
+
+        assert isinstance(instantiate(node, enable_progress_bar=False, logger=False), L.Trainer)
+
+
+def test_folder_without_root_names_the_key(hydra_cfg):
+    from omegaconf.errors import MissingMandatoryValue
+
+    cfg = hydra_cfg("data=folder")
+    with pytest.raises(MissingMandatoryValue, match="data.root"):
+        OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
