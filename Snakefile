@@ -7,9 +7,11 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/prepare.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/benchmark.smk"
 
 
 rule all:
     input:
         expand(rules.evaluate.output.metrics, dataset=config["classify"], model=config["models"], seed=config["seeds"]),
         expand(rules.prepare.output, dataset=config["faces"]),
+        expand(rules.benchmark.output.metrics, dataset=config["classify"], model=config["models"]),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from conftest import BIN, run, run_env
 
-TINY = "overrides=debug=tiny"
+TINY = ["overrides=debug=tiny", "seeds=[0,1]"]
 EVAL = Path("reports/eval/digits/lenet5/seed0")
 RUN = Path("models/digits/lenet5/seed0")
 
@@ -16,7 +16,8 @@ RUN = Path("models/digits/lenet5/seed0")
 def _assert_outputs(root: Path) -> None:
     for p in ("data/prepared/digits/manifest.csv", "data/prepared/orl_faces/dataset.json",
               "data/prepared/orl_faces_ids/dataset.json", RUN / "best.ckpt", RUN / "last.ckpt",
-              EVAL / "metrics.json", EVAL / "predictions.csv", EVAL / "confusion.png"):
+              EVAL / "metrics.json", EVAL / "predictions.csv", EVAL / "confusion.png",
+              "models/digits/lenet5/seed1/best.ckpt", "reports/benchmark/digits/lenet5/table.md"):
         assert (root / p).is_file(), p
     metrics = json.loads((root / EVAL / "metrics.json").read_text())
     assert metrics["n"] > 0 and 0.0 <= metrics["accuracy"] <= 1.0
@@ -34,7 +35,7 @@ def _mlflow_runs(db: Path):
 
 def test_snakemake_pipeline_then_noop_rerun(repo_copy: Path):
     env = run_env(repo_copy)
-    cmd = [str(BIN / "snakemake"), "--cores", "2", "--config", TINY]
+    cmd = [str(BIN / "snakemake"), "--cores", "2", "--config", *TINY]
     run(cmd, repo_copy, env)
     _assert_outputs(repo_copy)
 
@@ -46,8 +47,9 @@ def test_snakemake_pipeline_then_noop_rerun(repo_copy: Path):
     by_stage = {}
     for r in runs:
         by_stage.setdefault(r.data.tags["stage"], []).append(r)
-    assert len(by_stage["prepare"]) == 3 and len(by_stage["train"]) == 1 and len(by_stage["evaluate"]) == 1
-    train = by_stage["train"][0]
+    assert len(by_stage["prepare"]) == 3 and len(by_stage["train"]) == 2 and len(by_stage["evaluate"]) == 2
+    assert len(by_stage["benchmark"]) == 1
+    train = next(r for r in by_stage["train"] if r.data.params["seed"] == "0")
     assert train.info.status == "FINISHED"
     assert train.data.tags["dataset"] == "digits" and train.data.tags["model"] == "lenet5"
     assert train.data.tags["git_commit"]
@@ -64,7 +66,7 @@ def test_snakemake_pipeline_then_noop_rerun(repo_copy: Path):
 def test_dvc_repro_then_noop(repo_copy: Path):
     env = run_env(repo_copy)
     # Same generator as the committed dvc.yaml, with the tiny overrides baked into the commands.
-    run([sys.executable, "-m", "cnnlab.dag", "--config", TINY], repo_copy, env)
+    run([sys.executable, "-m", "cnnlab.dag", "--config", *TINY], repo_copy, env)
     assert "debug=tiny" in (repo_copy / "dvc.yaml").read_text()
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     run(["git", "init", "-q"], repo_copy, env)

@@ -4,6 +4,7 @@ from snakemake.utils import validate
 
 validate(config, "../schemas/config.schema.yaml")
 
+SEEDS = "[" + ",".join(str(s) for s in config["seeds"]) + "]"
 OVERRIDES = (" " + config["overrides"].strip()) if config["overrides"].strip() else ""
 
 

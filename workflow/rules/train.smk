@@ -11,7 +11,7 @@ rule train:
         "logs/train-{dataset}-{model}-seed{seed}.log",
     benchmark:
         "logs/bench/train-{dataset}-{model}-seed{seed}.tsv"
-    threads: 2
+    threads: 1
     shell:
         "python -m cnnlab.stages.train data={wildcards.dataset} model={wildcards.model} "
-        "seed={wildcards.seed}{OVERRIDES} > {log} 2>&1"
+        "seed={wildcards.seed} threads={threads}{OVERRIDES} > {log} 2>&1"

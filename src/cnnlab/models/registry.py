@@ -66,6 +66,6 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     return model
 
 
-def default_input_size(name: str) -> tuple[int, int, int]:
-    """The (C, H, W) input size an architecture was designed for."""
+def default_input_size(name: str) -> tuple[int, ...]:
+    """The input size an architecture was designed for: (C, H, W) for images, (C, L) or (C, D, H, W) otherwise."""
     return tuple(get_entry(name).default_cfg.get("input_size", (3, 224, 224)))

@@ -37,10 +37,15 @@ def stage(fn: Callable[[DictConfig], Any]) -> Callable[[], None]:
         def _run(cfg: DictConfig) -> None:
             from ..data.images import DataError
 
+            if cfg.get("threads"):
+                import torch
+
+                torch.set_num_threads(cfg.threads)
+
             try:
                 fn(cfg)
             except (DataError, FileNotFoundError, ValueError, KeyError) as err:
-                log.error("%s failed: %s", fn.__name__, err)
+                log.error("stage %s failed: %s", fn.__module__.rsplit(".", 1)[-1], err)
                 sys.exit(f"error: {err}")
 
         _run()
