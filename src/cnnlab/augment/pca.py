@@ -21,7 +21,7 @@ from torchvision.transforms import v2
 
 from ..data.images import DataError, load_image
 from ..io import write_json
-from .transforms import _is_image, add_offset, channels_of
+from .transforms import add_offset, channels_of, is_image
 
 PCA_FILE = "pca_colour.json"
 
@@ -119,7 +119,7 @@ class PCAColour(v2.Transform):
         eigvals, eigvecs: a decomposition in memory instead of ``path``.
     """
 
-    _transformed_types = (_is_image,)
+    _transformed_types = (is_image,)
 
     def __init__(self, path: str | Path | None = None, alpha_std: float = 0.1,
                  eigvals: np.ndarray | None = None, eigvecs: np.ndarray | None = None):

@@ -19,18 +19,18 @@ from .materialise import to_uint8  # noqa: E402
 
 
 def preview_samples(prepared: str | Path, rows: int = 8) -> list[tuple[torch.Tensor, str]]:
-    """The first training image of up to ``rows`` classes (spread evenly over the classes)."""
+    """The first training image of up to ``rows`` classes (spread evenly over the training classes)."""
     meta, manifest = read_prepared(prepared)
-    classes = meta["classes"]
-    step = max(1, len(classes) / rows)
-    wanted = {classes[int(i * step)] for i in range(min(rows, len(classes)))}
     first: dict[str, str] = {}
     for r in manifest:
-        if r["split"] == "train" and r["label"] in wanted:
+        if r["split"] == "train":
             first.setdefault(r["label"], r["path"])
+    classes = [c for c in meta["classes"] if c in first]
+    step = max(1.0, len(classes) / rows)
+    chosen = sorted({int(i * step) for i in range(min(rows, len(classes)))})
     mode = "L" if meta["channels"] == 1 else "RGB"
-    return [(v2.functional.pil_to_tensor(load_image(Path(prepared) / first[c], mode)), c)
-            for c in classes if c in first]
+    return [(v2.functional.pil_to_tensor(load_image(Path(prepared) / first[classes[i]], mode)), classes[i])
+            for i in chosen]
 
 
 def _show(ax, image: torch.Tensor) -> None:

@@ -17,7 +17,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 
-def _is_image(inpt: Any) -> bool:
+def is_image(inpt: Any) -> bool:
     """Plain tensors and ``tv_tensors.Image`` / ``Video``; not boxes, masks or keypoints."""
     if isinstance(inpt, (tv_tensors.Image, tv_tensors.Video)):
         return True
@@ -30,7 +30,7 @@ def channels_of(flat_inputs: list[Any]) -> int:
     Raises:
         ValueError: the images disagree on their channel count.
     """
-    counts = {int(x.shape[-3]) for x in flat_inputs if _is_image(x)}
+    counts = {int(x.shape[-3]) for x in flat_inputs if is_image(x)}
     if len(counts) != 1:
         raise ValueError(f"all images of one call must have the same channel count, got {sorted(counts)}")
     return counts.pop()
@@ -61,7 +61,7 @@ class ChannelShift(v2.Transform):
         max_shift: largest offset per channel, in 0–255 intensity units.
     """
 
-    _transformed_types = (_is_image,)
+    _transformed_types = (is_image,)
 
     def __init__(self, max_shift: float = 20.0):
         super().__init__()

@@ -80,17 +80,26 @@ class Eigenfaces:
 
 
 class Fisherfaces:
-    """PCA to n − c dimensions (so the within-class scatter is not singular), then LDA to c − 1.
+    """PCA (so the within-class scatter is not singular), then LDA to c − 1 dimensions.
 
-    On held-out people the LDA axes are those that best separated the training people.
+    On held-out people the LDA axes are those that best separated the training people. With
+    few training people, the paper's n − c PCA dimensions let LDA fit noise that does not carry
+    over to new people (on ORL, 12 training people: one-shot rank-1 0.57 at 108 dimensions,
+    0.75 at 20-60), so pick ``n_pca`` on validation people.
+
+    Args:
+        n_pca: PCA dimensions before LDA; None gives n − c (Belhumeur et al.).
     """
 
     name = "fisherfaces"
 
+    def __init__(self, n_pca: int | None = None):
+        self.n_pca = n_pca
+
     def fit(self, images: np.ndarray, labels: Sequence) -> "Fisherfaces":
         x = _as_float(images).reshape(len(images), -1)
         n_classes = len(np.unique(np.asarray(labels)))
-        self.pca_ = PCA(max(1, len(x) - n_classes), random_state=0).fit(x)
+        self.pca_ = PCA(max(1, min(self.n_pca or len(x), len(x) - n_classes)), random_state=0).fit(x)
         self.lda_ = LinearDiscriminantAnalysis(solver="svd").fit(self.pca_.transform(x), np.asarray(labels))
         return self
 

@@ -43,6 +43,8 @@ class FaceDataModule(ImageFolderDataModule):
 
     def train_dataloader(self) -> DataLoader:
         ds = self.split("train")
-        sampler = PKSampler(ds.targets.numpy(), self.p, self.k, self.seed, self.batches_per_epoch)
+        # Under DDP (with ``use_distributed_sampler=False``) each rank draws its own batches.
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        sampler = PKSampler(ds.targets.numpy(), self.p, self.k, self.seed + rank, self.batches_per_epoch)
         return DataLoader(ds, batch_sampler=sampler, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)

@@ -76,6 +76,7 @@ class Gallery:
         self.encodings: Encodings | None = None
         self._names: np.ndarray = np.array([], dtype=str)
         self._vectors = np.zeros((0, 0), np.float32)
+        self._per_person = 1                            # most index entries of one person
         self._index = None
 
     @classmethod
@@ -109,6 +110,7 @@ class Gallery:
             self._names = np.unique(labels)
             means = np.stack([self.encodings.embeddings[labels == n].mean(0) for n in self._names])
             self._vectors = (means / np.linalg.norm(means, axis=1, keepdims=True)).astype(np.float32)
+        self._per_person = int(np.unique(self._names, return_counts=True)[1].max())
         self._index = build_index(self._vectors, metric="l2", **self._index_args)
 
     def check_encoder(self, encoder_hash: str) -> None:
@@ -147,9 +149,8 @@ class Gallery:
         if self._index is None:
             raise ValueError("the gallery is empty: enroll encodings first")
         tau = self._tau(tau)
-        per_person = 1 if self.template == "mean" else int(np.unique(self._names, return_counts=True)[1].max())
         # Ask for enough neighbours that k distinct people survive deduplication.
-        dists, ids = self._index.search(np.atleast_2d(embs), min(k * per_person, len(self._names)))
+        dists, ids = self._index.search(np.atleast_2d(embs), min(k * self._per_person, len(self._names)))
         out = []
         for drow, irow in zip(dists, ids):
             matches: dict[str, float] = {}

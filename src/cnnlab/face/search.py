@@ -44,7 +44,7 @@ def _f32(x: np.ndarray) -> np.ndarray:
 
 
 class NumpyIndex:
-    """Exhaustive search in numpy (float64 arithmetic, queries in chunks to bound memory).
+    """Exhaustive search in numpy (float32 like faiss; queries in chunks to bound memory).
 
     Args:
         dim: vector size.
@@ -57,24 +57,26 @@ class NumpyIndex:
     def __init__(self, dim: int, kind: str = "exact", metric: str = "l2", chunk: int = 1024):
         _check(kind, metric)
         self.dim, self.kind, self.metric, self.chunk = dim, kind, metric, chunk
-        self._data = np.zeros((0, dim))
+        self._data = np.zeros((0, dim), np.float32)
+        self._sq = np.zeros(0, np.float32)             # squared norms, computed once per vector
 
     @property
     def ntotal(self) -> int:
         return len(self._data)
 
     def add(self, x: np.ndarray) -> None:
-        self._data = np.concatenate([self._data, np.asarray(np.atleast_2d(x), np.float64)])
+        x = _f32(x)
+        self._data = np.concatenate([self._data, x])
+        self._sq = np.concatenate([self._sq, (x * x).sum(1)])
 
     def search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """``(scores [nq, k] float32, indices [nq, k] int64)``, best first."""
-        data, q = self._data, np.asarray(np.atleast_2d(q), np.float64)
+        data, sq, q = self._data, self._sq, _f32(q)
         kk = min(k, len(data))
         scores = np.full((len(q), k), np.inf if self.metric == "l2" else -np.inf, np.float32)
         ids = np.full((len(q), k), -1, np.int64)
         if kk == 0:
             return scores, ids
-        sq = (data * data).sum(1)
         for s in range(0, len(q), self.chunk):
             part = q[s:s + self.chunk]
             ip = part @ data.T

@@ -37,6 +37,7 @@ def stage(fn: Callable[[DictConfig], Any]) -> Callable[[], None]:
         def _run(cfg: DictConfig) -> None:
             from ..data.images import DataError
 
+            _sweep_paths(cfg)
             if cfg.get("threads"):
                 import torch
 
@@ -53,6 +54,16 @@ def stage(fn: Callable[[DictConfig], Any]) -> Callable[[], None]:
     return main
 
 
+def _sweep_paths(cfg: DictConfig) -> None:
+    """In a multirun, give each job its own run folder: ``<paths.run>/<override_dirname>``."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hc = HydraConfig.get()
+    if hc.mode == RunMode.MULTIRUN and hc.job.override_dirname and "run" in cfg.paths:
+        OmegaConf.update(cfg, "paths.run", f"{cfg.paths.run}/{hc.job.override_dirname}")
+
+
 def to_dict(cfg: DictConfig) -> dict[str, Any]:
     """The resolved config as plain Python types (for MLflow params and checkpoints)."""
     return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
@@ -62,6 +73,8 @@ def tracker(stage_name: str, cfg: DictConfig, **tags: Any):
     """An (unstarted) MLflow tracker for this stage, tagged with data set and model."""
     from ..track import Tracker
 
+    from ._sweep import ENV
+
     base = {"dataset": cfg.data.name}
     return Tracker(stage_name, to_dict(cfg), tags={**base, **tags}, experiment=cfg.mlflow.experiment,
-                   uri=cfg.mlflow.tracking_uri)
+                   uri=cfg.mlflow.tracking_uri, parent_run_id=os.environ.get(ENV))

@@ -32,6 +32,8 @@ def run(cfg: DictConfig, policy_name: str) -> dict:
 
     Returns the metrics to log (eigenvalues, image counts).
     """
+    if cfg.augment_k < 0:
+        raise ValueError(f"augment_k must be >= 0, got {cfg.augment_k}")
     prepared, out = Path(cfg.paths.prepared), Path(cfg.paths.augmented)
     eigvals, eigvecs = fit_pca_colour(prepared)
     policy = instantiate(cfg.augment)

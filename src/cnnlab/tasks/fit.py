@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from ..data.datamodule import ImageFolderDataModule
 from ..io import replace, write_json
 from ..models import default_input_size
 from .classifier import Classifier
+
+log = logging.getLogger(__name__)
 
 
 def input_hw(cfg: DictConfig) -> tuple[int, int]:
@@ -54,12 +57,20 @@ def fit(cfg: DictConfig, callbacks: list[L.Callback] = ()) -> dict[str, Any]:
 
     Checkpoints are written to a hidden ``.<seed dir>.partial`` folder while training and moved
     into place only when training ends, so an interrupted run never leaves a complete-looking
-    output. Returns the metrics dict.
+    output. With ``resume=true`` an interrupted run continues from that folder's ``last.ckpt``
+    (epoch, optimiser, early-stopping and best-checkpoint state included). Returns the metrics.
+
+    Raises:
+        RuntimeError: training was interrupted (Ctrl-C, SIGTERM); the partial folder is kept.
     """
     L.seed_everything(cfg.seed, workers=True)
     out = Path(cfg.paths.run)
     work = out.parent / f".{out.name}.partial"
-    shutil.rmtree(work, ignore_errors=True)
+    resume_from = work / "last.ckpt" if cfg.get("resume") and (work / "last.ckpt").is_file() else None
+    if cfg.get("resume") and resume_from is None:
+        log.warning("resume=true but %s does not exist: training from scratch", work / "last.ckpt")
+    if resume_from is None:
+        shutil.rmtree(work, ignore_errors=True)
     module, dm = build(cfg)
     es = cfg.early_stopping
     ckpt = ModelCheckpoint(dirpath=work, filename="best", monitor=es.monitor, mode=es.mode, save_last=True,
@@ -67,7 +78,10 @@ def fit(cfg: DictConfig, callbacks: list[L.Callback] = ()) -> dict[str, Any]:
     stop = EarlyStopping(monitor=es.monitor, mode=es.mode, patience=es.patience)
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=[ckpt, stop, *callbacks], logger=False,
                                      default_root_dir=str(work))
-    trainer.fit(module, datamodule=dm)
+    trainer.fit(module, datamodule=dm, ckpt_path=resume_from)
+    if trainer.interrupted:
+        raise RuntimeError(f"training interrupted at epoch {trainer.current_epoch}; rerun with resume=true "
+                           f"to continue from {work / 'last.ckpt'}")
     metrics = {
         "best_val_acc": float(ckpt.best_model_score),
         "epochs": trainer.current_epoch,
