@@ -5,13 +5,17 @@ configfile: "workflow/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/prepare.smk"
+include: "workflow/rules/augment.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/benchmark.smk"
+include: "workflow/rules/select.smk"
 
 
 rule all:
     input:
         expand(rules.evaluate.output.metrics, dataset=config["classify"], model=config["models"], seed=config["seeds"]),
         expand(rules.prepare.output, dataset=config["faces"]),
+        expand(rules.augment.output, dataset=config["classify"]),
+        rules.select.output.json,
         expand(rules.benchmark.output.metrics, dataset=config["classify"], model=config["models"]),

@@ -35,4 +35,32 @@ def test_train_then_evaluate(tmp_path, tiny_digits):
     rows = list(csv.DictReader(open(ev / "predictions.csv")))
     assert m["n"] == len(rows)
     assert abs(m["accuracy"] - sum(r["label"] == r["pred"] for r in rows) / len(rows)) < 1e-6
-    assert (ev / "confusion.png").stat().st_size > 1000
+    assert m["errors"] == sum(r["label"] != r["pred"] for r in rows)
+    # macro precision/recall/F1 and the per-class table agree with a direct computation
+    from sklearn.metrics import precision_recall_fscore_support
+
+    labels = [str(i) for i in range(10)]
+    y, p = [r["label"] for r in rows], [r["pred"] for r in rows]
+    prec, rec, f1, sup = precision_recall_fscore_support(y, p, labels=labels, zero_division=0)
+    assert abs(m["macro_f1"] - f1.mean()) < 1e-4 and abs(m["macro_recall"] - rec.mean()) < 1e-4
+    per = {r["class"]: r for r in csv.DictReader(open(ev / "per_class.csv"))}
+    for i, c in enumerate(labels):
+        assert abs(float(per[c]["f1"]) - f1[i]) < 1e-3 and int(per[c]["support"]) == sup[i]
+    assert m["latency_ms_per_image"] > 0 and m["num_params"] == 61706 and m["model_size_mb"] > 0.2
+    for png in ("confusion.png", "errors.png"):
+        assert (ev / png).stat().st_size > 1000
+
+
+def test_select_prefers_accuracy_within_latency_budget(tmp_path):
+    from cnnlab.evaluate.select import select_model, selection_markdown
+
+    files = []
+    for name, acc, lat in (("fast", 0.95, 0.5), ("best_but_slow", 0.99, 5.0), ("good", 0.97, 0.9)):
+        f = tmp_path / f"{name}.json"
+        f.write_text(json.dumps({"accuracy": acc, "latency_ms_per_image": lat}))
+        files.append(f)
+    res = select_model(files, latency_budget_ms=1.0)
+    assert res["chosen"].endswith("good.json")
+    assert [r["meets_budget"] for r in res["candidates"]] == [False, True, True]
+    assert select_model(files, latency_budget_ms=0.1)["chosen"] is None
+    assert "**" in selection_markdown(res)

@@ -6,7 +6,9 @@ rule evaluate:
     output:
         metrics="reports/eval/{dataset}/{model}/seed{seed}/metrics.json",
         predictions="reports/eval/{dataset}/{model}/seed{seed}/predictions.csv",
+        per_class="reports/eval/{dataset}/{model}/seed{seed}/per_class.csv",
         confusion="reports/eval/{dataset}/{model}/seed{seed}/confusion.png",
+        errors="reports/eval/{dataset}/{model}/seed{seed}/errors.png",
     log:
         "logs/evaluate-{dataset}-{model}-seed{seed}.log",
     benchmark:

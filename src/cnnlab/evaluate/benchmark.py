@@ -28,6 +28,7 @@ from torch.utils._pytree import tree_leaves
 
 from ..bench.report import DEFAULT_PATH, write_section
 from ..data.datamodule import ImageFolderDataModule
+from .cost import latency_ms, model_bytes
 from ..io import atomic_path
 from .ensemble import Ensemble, load_ensemble
 from .multicrop import CENTRE, Crop, MultiCropPredictor, multicrop_embed, resize_for_crops
@@ -83,31 +84,12 @@ class LiveBytes(TorchDispatchMode):
         super().__exit__(*exc)
 
 
-def model_bytes(module: Any) -> int:
-    """Parameter and buffer bytes of ``module`` (0 for a plain function)."""
-    if not isinstance(module, nn.Module):
-        return 0
-    return sum(t.numel() * t.element_size() for t in [*module.parameters(), *module.buffers()])
-
-
 @torch.inference_mode()
 def peak_memory_bytes(fn: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor) -> int:
     """Parameters of ``fn`` (if a module) + peak live tensor bytes while it runs on ``batch``."""
     with LiveBytes() as live:
         fn(batch)
     return model_bytes(fn) + live.peak
-
-
-@torch.inference_mode()
-def latency_ms(fn: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor, repeats: int) -> float:
-    """Median wall time per image (ms) of ``fn(batch)`` over ``repeats`` calls after a warm-up."""
-    fn(batch)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn(batch)
-        times.append(time.perf_counter() - start)
-    return 1000.0 * statistics.median(times) / len(batch)
 
 
 @torch.inference_mode()

@@ -1,19 +1,38 @@
-"""Evaluate a classifier checkpoint on the test split of a prepared folder."""
+"""Evaluate a classifier checkpoint on one split of a prepared folder.
+
+Writes (atomically, as one folder)::
+
+    metrics.json      accuracy, macro precision/recall/F1, latency per image, model size
+    per_class.csv     precision, recall, F1 and support of every class
+    predictions.csv   path, label, pred, prob (one row per image)
+    confusion.png     confusion matrix
+    errors.png        the misclassified images (error analysis), "true → pred (p)"
+"""
 
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
-from torchmetrics.functional.classification import multiclass_accuracy, multiclass_confusion_matrix
+from torchmetrics.functional.classification import (
+    multiclass_accuracy,
+    multiclass_confusion_matrix,
+    multiclass_f1_score,
+    multiclass_precision,
+    multiclass_recall,
+)
 
 from ..data.datamodule import ImageFolderDataModule
 from ..io import atomic_path
 from ..tasks.classifier import load_checkpoint
-from .plots import confusion_matrix_png
+from .cost import latency_ms, model_bytes
+from .plots import confusion_matrix_png, error_gallery_png
+
+MAX_ERRORS_SHOWN = 48
 
 
 @torch.inference_mode()
@@ -26,12 +45,26 @@ def predict(model: torch.nn.Module, loader: DataLoader) -> tuple[torch.Tensor, t
     return torch.cat(probs), torch.cat(targets)
 
 
+def classification_metrics(pred: torch.Tensor, y: torch.Tensor, k: int) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+    """Overall metrics (accuracy, macro P/R/F1) and per-class tensors, all from torchmetrics."""
+    per = {name: fn(pred, y, num_classes=k, average="none")
+           for name, fn in (("precision", multiclass_precision), ("recall", multiclass_recall),
+                            ("f1", multiclass_f1_score))}
+    per["support"] = torch.bincount(y, minlength=k)
+    overall = {"accuracy": float(multiclass_accuracy(pred, y, num_classes=k, average="micro"))}
+    overall.update({f"macro_{name}": float(fn(pred, y, num_classes=k, average="macro"))
+                    for name, fn in (("precision", multiclass_precision), ("recall", multiclass_recall),
+                                     ("f1", multiclass_f1_score))})
+    return overall, per
+
+
 def evaluate_checkpoint(ckpt: str | Path, prepared: str | Path, out_dir: str | Path, split: str = "test",
-                        batch_size: int = 256) -> dict[str, Any]:
-    """Write ``metrics.json``, ``predictions.csv`` and ``confusion.png`` for ``ckpt`` into ``out_dir``.
+                        batch_size: int = 256, latency_repeats: int = 20) -> dict[str, Any]:
+    """Evaluate ``ckpt`` on ``split`` and write the evaluation folder ``out_dir``.
 
     The checkpoint decides the input size and normalisation; the prepared folder's class list
-    must match the checkpoint's.
+    must match the checkpoint's. Latency is the median over ``latency_repeats`` single-image
+    forward passes on this machine's CPU (batch 1: what a user of the model waits for).
 
     Raises:
         ValueError: the data set's classes differ from the checkpoint's.
@@ -44,11 +77,13 @@ def evaluate_checkpoint(ckpt: str | Path, prepared: str | Path, out_dir: str | P
     ds = dm.split(split)
     probs, y = predict(model, DataLoader(ds, batch_size=batch_size))
     pred = probs.argmax(1)
-    k = len(hp["classes"])
-    metrics = {"accuracy": float(multiclass_accuracy(pred, y, num_classes=k, average="micro")),
-               "n": int(len(y)), "errors": int((pred != y).sum())}
-    cm = multiclass_confusion_matrix(pred, y, num_classes=k).numpy()
-    classes = hp["classes"]
+    classes, k = hp["classes"], len(hp["classes"])
+    metrics, per = classification_metrics(pred, y, k)
+    metrics.update(n=int(len(y)), errors=int((pred != y).sum()),
+                   latency_ms_per_image=latency_ms(model, ds[0][0][None], latency_repeats),
+                   num_params=sum(p.numel() for p in model.parameters()),
+                   model_size_mb=model_bytes(model) / 2 ** 20)
+    wrong = (pred != y).nonzero().flatten()[:MAX_ERRORS_SHOWN].tolist()
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         with open(tmp / "predictions.csv", "w", newline="") as fh:
@@ -56,9 +91,17 @@ def evaluate_checkpoint(ckpt: str | Path, prepared: str | Path, out_dir: str | P
             w.writerow(["path", "label", "pred", "prob"])
             for path, t, p, pr in zip(ds.paths, y.tolist(), pred.tolist(), probs.max(1).values.tolist()):
                 w.writerow([path, classes[t], classes[p], f"{pr:.6f}"])
-        confusion_matrix_png(cm, classes, tmp / "confusion.png",
-                             f"{hp['arch']} on {Path(prepared).name}/{split}: accuracy {metrics['accuracy']:.2%}")
-        import json
-
+        with open(tmp / "per_class.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["class", "precision", "recall", "f1", "support"])
+            for i, c in enumerate(classes):
+                w.writerow([c, *(f"{float(per[m][i]):.4f}" for m in ("precision", "recall", "f1")), int(per["support"][i])])
+        title = f"{hp['arch']} on {Path(prepared).name}/{split}"
+        confusion_matrix_png(multiclass_confusion_matrix(pred, y, num_classes=k).numpy(), classes,
+                             tmp / "confusion.png", f"{title}: accuracy {metrics['accuracy']:.2%}")
+        images = [(ds.images[i].float() / 255).permute(1, 2, 0).squeeze(-1).numpy() for i in wrong]
+        captions = [f"{classes[y[i]]} → {classes[pred[i]]} ({probs[i].max():.2f})" for i in wrong]
+        error_gallery_png(images, captions, tmp / "errors.png",
+                          f"{title}: {metrics['errors']} of {metrics['n']} misclassified (first {len(wrong)})")
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     return metrics

@@ -26,3 +26,28 @@ def confusion_matrix_png(cm: np.ndarray, classes: Sequence[str], path: str | Pat
     fig.savefig(path)
     plt.close(fig)
     return Path(path)
+
+
+def error_gallery_png(images: Sequence[np.ndarray], captions: Sequence[str], path: str | Path, title: str,
+                      cols: int = 8) -> Path:
+    """Save a grid of (misclassified) images, each captioned "true → predicted (p)".
+
+    Args:
+        images: HxW (grey) or HxWx3 arrays in [0, 1].
+        captions: one caption per image.
+    """
+    n = max(len(images), 1)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.9 * rows + 0.6), dpi=110, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, img, cap in zip(axes.flat, images, captions):
+        ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)
+        ax.set_title(cap, fontsize=8)
+    if not images:
+        axes.flat[0].text(0.5, 0.5, "no errors", ha="center", va="center", fontsize=12)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)

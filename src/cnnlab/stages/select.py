@@ -1,0 +1,37 @@
+"""Stage ``select``: every evaluation's metrics.json → the most accurate model under a latency budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from ._app import log, stage, tracker
+
+
+@stage
+def main(cfg: DictConfig) -> None:
+    from ..evaluate.select import select_model, selection_markdown
+    from ..io import atomic_path
+
+    s = cfg.select
+    if not s.metrics:
+        raise ValueError("select.metrics is empty: pass the evaluation metrics files, e.g. "
+                         "'select.metrics=[reports/eval/digits/lenet5/seed0/metrics.json]'")
+    with tracker("select", cfg) as t:
+        result = select_model(list(s.metrics), s.latency_budget_ms)
+        with atomic_path(s.out) as tmp:
+            tmp.mkdir()
+            import json
+
+            (tmp / "selection.json").write_text(json.dumps(result, indent=2) + "\n")
+            (tmp / "selection.md").write_text(selection_markdown(result))
+        log.info("selected %s (budget %.3f ms/image)", result["chosen"], s.latency_budget_ms)
+        t.set_tags({"chosen": result["chosen"]})
+        t.log_metrics({"n_candidates": len(result["candidates"]),
+                       "n_within_budget": sum(r["meets_budget"] for r in result["candidates"])})
+        t.log_artifact(Path(s.out), "selection")
+
+
+if __name__ == "__main__":
+    main()
