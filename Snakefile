@@ -10,6 +10,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/benchmark.smk"
 include: "workflow/rules/select.smk"
+include: "workflow/rules/finetune.smk"
 
 
 rule all:
@@ -18,4 +19,5 @@ rule all:
         expand(rules.prepare.output, dataset=config["faces"]),
         expand(rules.augment.output, dataset=config["classify"]),
         rules.select.output.json,
+        expand(rules.finetune_compare.output.table, dataset=TRANSFER["target"]),
         expand(rules.benchmark.output.metrics, dataset=config["classify"], model=config["models"]),

@@ -13,7 +13,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 _SKIP = {".venv", ".git", ".snakemake", ".dvc", "mlruns", "mlartifacts", "__pycache__", ".pytest_cache",
-         "prepared", "augmented", "encodings", "models", "reports", "benchmarks"}
+         "prepared", "augmented", "encodings", "features", "models", "reports", "benchmarks"}
 
 
 def run_env(tmp: Path, **extra: str) -> dict[str, str]:

@@ -17,7 +17,9 @@ def _assert_outputs(root: Path) -> None:
     for p in ("data/prepared/digits/manifest.csv", "data/prepared/orl_faces/dataset.json",
               "data/prepared/orl_faces_ids/dataset.json", RUN / "best.ckpt", RUN / "last.ckpt",
               EVAL / "metrics.json", EVAL / "predictions.csv", EVAL / "confusion.png",
-              "models/digits/lenet5/seed1/best.ckpt", "reports/benchmark/digits/lenet5/table.md"):
+              "models/digits/lenet5/seed1/best.ckpt", "reports/benchmark/digits/lenet5/table.md",
+              "reports/selection/selection.json", "reports/finetune/digits_5to9/table.md",
+              "data/augmented/digits/preview.png"):
         assert (root / p).is_file(), p
     metrics = json.loads((root / EVAL / "metrics.json").read_text())
     assert metrics["n"] > 0 and 0.0 <= metrics["accuracy"] <= 1.0
@@ -47,9 +49,11 @@ def test_snakemake_pipeline_then_noop_rerun(repo_copy: Path):
     by_stage = {}
     for r in runs:
         by_stage.setdefault(r.data.tags["stage"], []).append(r)
-    assert len(by_stage["prepare"]) == 3 and len(by_stage["train"]) == 2 and len(by_stage["evaluate"]) == 2
-    assert len(by_stage["benchmark"]) == 1
-    train = next(r for r in by_stage["train"] if r.data.params["seed"] == "0")
+    assert len(by_stage["prepare"]) == 5 and len(by_stage["evaluate"]) == 2
+    assert len(by_stage["train"]) == 3  # digits × seeds 0, 1 and the transfer source digits_0to4
+    assert len(by_stage["benchmark"]) == 1 and len(by_stage["finetune"]) == 5
+    assert len(by_stage["finetune_compare"]) == 1 and len(by_stage["select"]) == 1
+    train = next(r for r in by_stage["train"] if r.data.params["seed"] == "0" and r.data.tags["dataset"] == "digits")
     assert train.info.status == "FINISHED"
     assert train.data.tags["dataset"] == "digits" and train.data.tags["model"] == "lenet5"
     assert train.data.tags["git_commit"]

@@ -63,8 +63,9 @@ def test_schedule_follows_the_formula(hydra_cfg, name):
     assert got[0] == lr0 and got[-1] < lr0
 
 
-def test_scheduler_default_is_none(hydra_cfg):
-    assert hydra_cfg().get("scheduler") is None  # fit.build then configures no scheduler
+def test_no_scheduler_means_a_constant_rate(hydra_cfg):
+    cfg = hydra_cfg("~scheduler")
+    assert cfg.get("scheduler") is None  # tasks.fit.build then configures no scheduler
 
 
 def test_inverse_time_reproduces_the_lecture_table():

@@ -54,7 +54,46 @@ def _add_summary(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_summary)
 
 
-_SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_summary,)
+def _face(args: argparse.Namespace) -> int:
+    from .face.cli import run
+
+    return run(args)
+
+
+def _add_face_sources(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--gallery", metavar="NPZ", help="encodings to compare with (default: the default pipeline's "
+                   "test-people gallery, face.paths.gallery)")
+    p.add_argument("--encoder", metavar="CKPT", help="face encoder (default: the one that made the gallery)")
+    p.add_argument("--tau", type=float, help="decision threshold on the squared distance (default: the "
+                   "calibrated τ stored beside the gallery)")
+
+
+def _add_face(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "face", help="face verification (1:1) and recognition (1:K) on precomputed encodings",
+        description="Enroll a folder of people once; verify and identify new images against the stored "
+                    "encodings (the encoder runs only on the new images).")
+    actions = p.add_subparsers(dest="face_command", required=True, metavar="ACTION")
+    e = actions.add_parser("enroll", help="encode a folder of people (DIR/<person>/<images>) into a gallery")
+    e.add_argument("dir", help="gallery folder: one sub-folder per person, greyscale or RGB images")
+    e.add_argument("--encoder", metavar="CKPT", help="face encoder (default: face.paths.encoder)")
+    e.add_argument("--out", metavar="NPZ", help="encodings file (default: data/encodings/<DIR name>.npz)")
+    e.add_argument("--threshold", metavar="JSON", help="calibrated threshold record to store beside the gallery "
+                   "(default: the calibrate stage's, when it was made with this encoder)")
+    e.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
+    v = actions.add_parser("verify", help="are two face images the same person?")
+    v.add_argument("image1")
+    v.add_argument("image2")
+    _add_face_sources(v)
+    i = actions.add_parser("identify", help="the enrolled people nearest to a face image")
+    i.add_argument("image")
+    i.add_argument("-k", type=int, default=5, help="how many people to list")
+    i.add_argument("--index", choices=("exact", "hnsw", "ivf"), default="exact", help="search index")
+    _add_face_sources(i)
+    p.set_defaults(handler=_face)
+
+
+_SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_summary, _add_face)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,6 +5,14 @@ from snakemake.utils import validate
 validate(config, "../schemas/config.schema.yaml")
 
 SEEDS = "[" + ",".join(str(s) for s in config["seeds"]) + "]"
+TRANSFER = config["transfer"]
+
+wildcard_constraints:
+    dataset="[^/]+",
+    model="[^/]+",
+    seed=r"\d+",
+    shots=r"\d+",
+
 OVERRIDES = (" " + config["overrides"].strip()) if config["overrides"].strip() else ""
 
 

@@ -16,7 +16,7 @@ import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -69,15 +69,30 @@ def _limit(items: list[tuple[str, str, Image.Image]], per_class: int | None) -> 
     return out
 
 
+def _keep_classes(items: list[tuple[str, str, Image.Image]], classes: Sequence[str] | None, name: str) -> list:
+    if classes is None:
+        return items
+    wanted = [str(c) for c in classes]
+    unknown = sorted(set(wanted) - {label for _, label, _ in items})
+    if unknown:
+        raise DataError(f"{name}: data.classes {unknown} not in the source (it has "
+                        f"{sorted({label for _, label, _ in items})})")
+    return [item for item in items if item[1] in wanted]
+
+
 def prepare_dataset(items: Iterable[tuple[str, str, Image.Image]], out_dir: str | Path, split: SplitConfig,
-                    channels: int, limit_per_class: int | None = None, name: str | None = None) -> dict:
+                    channels: int, limit_per_class: int | None = None, name: str | None = None,
+                    classes: Sequence[str] | None = None) -> dict:
     """Split ``items`` and write the prepared folder atomically. Returns the dataset.json content.
 
+    Args:
+        classes: keep only these labels (e.g. digits 0-4 for a transfer-learning source task).
+
     Raises:
-        DataError: fewer than 2 classes, or a class too small to split.
+        DataError: fewer than 2 classes, a class too small to split, or an unknown class in ``classes``.
     """
     out_dir = Path(out_dir)
-    items = _limit(list(items), limit_per_class)
+    items = _limit(_keep_classes(list(items), classes, name or str(out_dir)), limit_per_class)
     labels = [label for _, label, _ in items]
     classes = sorted(set(labels))
     if len(classes) < 2:

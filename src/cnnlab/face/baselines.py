@@ -72,7 +72,9 @@ class Eigenfaces:
 
     def fit(self, images: np.ndarray, labels: Sequence) -> "Eigenfaces":
         x = _as_float(images).reshape(len(images), -1)
-        self.pca_ = PCA(min(self.n_components, len(x) - 1), random_state=0).fit(x)
+        # Exact SVD: with far fewer faces than pixels it is cheap, where the randomised solver
+        # sklearn picks by default spends seconds on power iterations over the pixel axis.
+        self.pca_ = PCA(min(self.n_components, len(x) - 1), svd_solver="full").fit(x)
         return self
 
     def embed(self, images: np.ndarray) -> np.ndarray:
@@ -99,7 +101,7 @@ class Fisherfaces:
     def fit(self, images: np.ndarray, labels: Sequence) -> "Fisherfaces":
         x = _as_float(images).reshape(len(images), -1)
         n_classes = len(np.unique(np.asarray(labels)))
-        self.pca_ = PCA(max(1, min(self.n_pca or len(x), len(x) - n_classes)), random_state=0).fit(x)
+        self.pca_ = PCA(max(1, min(self.n_pca or len(x), len(x) - n_classes)), svd_solver="full").fit(x)
         self.lda_ = LinearDiscriminantAnalysis(solver="svd").fit(self.pca_.transform(x), np.asarray(labels))
         return self
 

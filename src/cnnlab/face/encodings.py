@@ -6,6 +6,8 @@ An encodings file is an ``.npz`` (loadable with ``allow_pickle=False``) holding
 - ``embeddings``: float32 [N, D], L2-normalised rows;
 - ``encoder_hash`` (sha256 of the encoder checkpoint) and ``encoder_name``: the encoder's identity,
   so embeddings of new images are never compared with those of another encoder;
+- ``encoder_path``: where that checkpoint was read from (as given, often relative to the
+  repository), so that probes can be encoded by the same encoder without naming it again;
 - ``format``: :data:`FORMAT`.
 
 Input handling: every image is decoded and converted to the encoder's mode (a greyscale PGM is
@@ -26,10 +28,9 @@ import numpy as np
 import torch
 from torchvision.transforms import v2
 
-from ..data.datamodule import eval_transform
 from ..data.images import DataError, load_image, scan_image_folder
 from ..io import atomic_path
-from .encoder import checkpoint_hash, load_encoder
+from .embedder import checkpoint_hash, load_encoder
 
 FORMAT = "cnnlab-face-encodings/1"
 EmbedFn = Callable[[torch.Tensor], torch.Tensor]
@@ -48,6 +49,7 @@ class Encodings:
     embeddings: np.ndarray
     encoder_hash: str
     encoder_name: str
+    encoder_path: str = ""
 
     def __post_init__(self) -> None:
         self.paths, self.labels = [str(p) for p in self.paths], [str(x) for x in self.labels]
@@ -80,12 +82,20 @@ def concat_encodings(*parts: Encodings) -> Encodings:
                              f"with {first.encoder_name} ({first.encoder_hash[:12]}, {first.dim}-d): "
                              f"re-encode with one encoder")
     return Encodings([x for p in parts for x in p.paths], [x for p in parts for x in p.labels],
-                     np.concatenate([p.embeddings for p in parts]), first.encoder_hash, first.encoder_name)
+                     np.concatenate([p.embeddings for p in parts]), first.encoder_hash, first.encoder_name,
+                     first.encoder_path)
 
 
 def encoder_input(hp: dict[str, Any]) -> tuple[str, tuple[int, int], dict[str, list[float]]]:
     """``(PIL mode, (H, W), normalisation)`` that images must be prepared with for an encoder."""
     return ("L" if hp["in_chans"] == 1 else "RGB"), tuple(hp["input_size"]), hp["normalization"]
+
+
+def image_transform(size: tuple[int, int], normalization: dict[str, list[float]]) -> v2.Compose:
+    """uint8 CHW → the encoder's input: the datamodule's ``eval_transform``, rebuilt here so that
+    encoding does not import Lightning (a test checks the two agree)."""
+    return v2.Compose([v2.Resize(list(size), antialias=True), v2.ToDtype(torch.float32, scale=True),
+                       v2.Normalize(list(normalization["mean"]), list(normalization["std"]))])
 
 
 @torch.inference_mode()
@@ -99,7 +109,7 @@ def embed_images(embed_fn: EmbedFn, paths: Sequence[str | Path], mode: str, size
     Raises:
         DataError: an image cannot be read (the message names it).
     """
-    tf = eval_transform(size, normalization["mean"], normalization["std"])
+    tf = image_transform(size, normalization)
     out = []
     for start in range(0, len(paths), batch_size):
         chunk = paths[start:start + batch_size]
@@ -142,7 +152,16 @@ def encode_with_checkpoint(ckpt: str | Path, root: str | Path, batch_size: int =
     embedder.to(device)
     mode, size, norm = encoder_input(hp)
     paths, labels, emb = encode_folder(lambda x: embedder(x.to(device)), root, mode, size, norm, batch_size)
-    return Encodings(paths, labels, emb, checkpoint_hash(ckpt), name or hp["arch"])
+    return Encodings(paths, labels, emb, checkpoint_hash(ckpt), name or hp["arch"], str(ckpt))
+
+
+def gallery_name(root: str | Path) -> str:
+    """Default name of a gallery's encodings: ``<dataset>-<split>`` for a split folder of a prepared
+    data set (its parent holds ``dataset.json``), else the folder's own name."""
+    root = Path(root).resolve()
+    if (root.parent / "dataset.json").is_file():
+        return f"{root.parent.name}-{root.name}"
+    return root.name
 
 
 def save_encodings(path: str | Path, enc: Encodings) -> Path:
@@ -150,7 +169,8 @@ def save_encodings(path: str | Path, enc: Encodings) -> Path:
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, format=np.array(FORMAT), paths=np.array(enc.paths, dtype=str),
                  labels=np.array(enc.labels, dtype=str), embeddings=enc.embeddings,
-                 encoder_hash=np.array(enc.encoder_hash), encoder_name=np.array(enc.encoder_name))
+                 encoder_hash=np.array(enc.encoder_hash), encoder_name=np.array(enc.encoder_name),
+                 encoder_path=np.array(enc.encoder_path))
     return Path(path)
 
 
@@ -164,13 +184,14 @@ def load_encodings(path: str | Path) -> Encodings:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"encodings not found: {path} (run the encode_faces stage)")
+        raise FileNotFoundError(f"encodings not found: {path} (made by the encode_faces stage or `cnnlab face enroll`)")
     try:
         with np.load(path, allow_pickle=False) as z:
             if str(z["format"]) != FORMAT:
                 raise DataError(f"{path}: format {str(z['format'])!r}, expected {FORMAT!r}")
             enc = Encodings(z["paths"].tolist(), z["labels"].tolist(), z["embeddings"],
-                            str(z["encoder_hash"]), str(z["encoder_name"]))
+                            str(z["encoder_hash"]), str(z["encoder_name"]),
+                            str(z["encoder_path"]) if "encoder_path" in z.files else "")
     except DataError:
         raise
     except (KeyError, ValueError, OSError) as err:

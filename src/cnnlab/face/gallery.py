@@ -93,6 +93,11 @@ class Gallery:
         return sorted(set(self.encodings.labels)) if self.encodings else []
 
     @property
+    def index(self):
+        """The nearest-neighbour index over the templates (see :mod:`cnnlab.face.search`), or None."""
+        return self._index
+
+    @property
     def encoder_hash(self) -> str | None:
         return self.encodings.encoder_hash if self.encodings else None
 
@@ -190,6 +195,23 @@ def save_threshold(encodings_path: str | Path, record: dict) -> Path:
     return write_json(threshold_path(encodings_path), record)
 
 
+def read_threshold(path: str | Path, encoder_hash: str) -> dict:
+    """A threshold record (from :func:`calibrate`), checked against the encoder it will be used with.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the record was calibrated with another encoder.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"threshold file not found: {path} (written by the calibrate stage)")
+    record = json.loads(path.read_text())
+    if record.get("encoder_hash") != encoder_hash:
+        raise ValueError(f"{path}: calibrated for encoder {str(record.get('encoder_hash'))[:12]}, but the "
+                         f"encodings come from {encoder_hash[:12]}: run calibrate again")
+    return record
+
+
 def load_threshold(encodings_path: str | Path, encoder_hash: str) -> dict | None:
     """The threshold record beside an encodings file, or None when there is none.
 
@@ -197,10 +219,4 @@ def load_threshold(encodings_path: str | Path, encoder_hash: str) -> dict | None
         ValueError: the record was calibrated with another encoder.
     """
     path = threshold_path(encodings_path)
-    if not path.is_file():
-        return None
-    record = json.loads(path.read_text())
-    if record.get("encoder_hash") != encoder_hash:
-        raise ValueError(f"{path}: calibrated for encoder {str(record.get('encoder_hash'))[:12]}, but the "
-                         f"encodings come from {encoder_hash[:12]}: run calibrate again")
-    return record
+    return read_threshold(path, encoder_hash) if path.is_file() else None

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from sklearn.metrics import roc_auc_score, roc_curve
 
 
 def sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -122,6 +121,8 @@ def calibrate_threshold(distances: np.ndarray, same: np.ndarray, target_far: flo
 
 def roc(distances: np.ndarray, same: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """ROC of the rule "same if d ≤ τ": ``(fpr, tpr, tau)``, every threshold kept."""
+    from sklearn.metrics import roc_curve       # imported here: verify/identify never need it
+
     fpr, tpr, thr = roc_curve(np.asarray(same, bool), -np.asarray(distances, np.float64), drop_intermediate=False)
     return fpr, tpr, -thr
 
@@ -148,6 +149,8 @@ def verification_metrics(distances: np.ndarray, same: np.ndarray, fars: Sequence
     threshold would really give on these pairs. With n impostor pairs a FAR below 1/n can only
     be met by accepting no impostor at all; ``n_impostor`` is reported so the resolution is clear.
     """
+    from sklearn.metrics import roc_auc_score
+
     genuine, impostor = _split(distances, same)
     fpr, tpr, _ = roc(distances, same)
     out = {"auc": float(roc_auc_score(np.asarray(same, bool), -np.asarray(distances, np.float64))),

@@ -6,8 +6,9 @@ products, descending (for L2-normalised vectors the two orders agree: ‖a − b
 Missing neighbours (k larger than the index) come back as index −1, as in faiss.
 
 Index kinds: ``exact`` (faiss ``IndexFlatL2``/``IndexFlatIP``), ``hnsw`` (``IndexHNSWFlat``) and
-``ivf`` (``IndexIVFFlat``, trained on the first vectors added). The numpy backend answers every
-kind exactly: approximate indexes only buy speed, and exact answers are what they approximate.
+``ivf`` (``IndexIVFFlat``, trained on a sample of the first vectors added). The numpy backend
+answers every kind exactly: approximate indexes only buy speed, and exact answers are what they
+approximate.
 """
 
 from __future__ import annotations
@@ -135,6 +136,10 @@ class FaissIndex:
         nlist = self.nlist or max(1, min(int(4 * math.sqrt(len(x))), len(x) // 39))
         quantizer = faiss.IndexFlatL2(self.dim) if self.metric == "l2" else faiss.IndexFlatIP(self.dim)
         self.index = faiss.IndexIVFFlat(quantizer, self.dim, nlist, self._faiss_metric)
+        # k-means on a seeded sample of 64 points per cell: the centroids barely move with more,
+        # and training on all of 10⁶ vectors would take longer than adding them.
+        if len(x) > 64 * nlist:
+            x = x[np.sort(np.random.default_rng(0).choice(len(x), 64 * nlist, replace=False))]
         self.index.train(x)
         self.index.nprobe = self.nprobe or max(1, nlist // 8)
         self._quantizer = quantizer                     # the IVF index does not own it: keep it alive
@@ -144,6 +149,15 @@ class FaissIndex:
         if self.index is None:
             self._train_ivf(x)
         self.index.add(x)
+
+    def tune(self, ef_search: int | None = None, nprobe: int | None = None) -> None:
+        """Change the query-time knobs (HNSW ``efSearch``, IVF ``nprobe``) without rebuilding."""
+        if ef_search is not None and self.kind == "hnsw":
+            self.index.hnsw.efSearch = ef_search
+        if nprobe is not None and self.kind == "ivf":
+            self.nprobe = nprobe
+            if self.index is not None:
+                self.index.nprobe = nprobe
 
     def search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """``(scores [nq, k] float32, indices [nq, k] int64)``, best first."""

@@ -6,12 +6,14 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from ..data.prepare import SplitConfig, digits_source, folder_source, prepare_dataset
 from ._app import log, stage, tracker
 
 
 def run(cfg: DictConfig) -> dict:
     """Prepare ``cfg.data`` into ``cfg.paths.prepared``; returns the dataset.json content."""
+    # Imported here, not at module level: `--help` and config errors need no numpy, PIL or sklearn.
+    from ..data.prepare import SplitConfig, digits_source, folder_source, prepare_dataset
+
     d = cfg.data
     if d.source == "sklearn_digits":
         items = digits_source(d.image_size or 32)
@@ -20,7 +22,7 @@ def run(cfg: DictConfig) -> dict:
     else:
         raise ValueError(f"data.source must be 'sklearn_digits' or 'folder', got {d.source!r}")
     return prepare_dataset(items, cfg.paths.prepared, SplitConfig(**d.split), channels=d.channels,
-                           limit_per_class=d.limit_per_class, name=d.name)
+                           limit_per_class=d.limit_per_class, name=d.name, classes=d.get("classes"))
 
 
 @stage

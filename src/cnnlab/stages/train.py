@@ -12,8 +12,12 @@ from ._app import log, stage, tracker
 @stage
 def main(cfg: DictConfig) -> None:
     from ..tasks.callbacks import MLflowMetrics
-    from ..tasks.fit import fit
+    from ..tasks.fit import fit, is_launch_rank_zero
 
+    if not is_launch_rank_zero():
+        # A DDP worker (trainer=ddp): it trains its shard; rank 0 publishes and records the run.
+        fit(cfg)
+        return
     with tracker("train", cfg, model=cfg.model.name, seed=cfg.seed) as t:
         metrics = fit(cfg, callbacks=[MLflowMetrics(t)])
         log.info("trained %s: %s", cfg.paths.run, metrics)

@@ -13,6 +13,7 @@ from hydra.utils import instantiate
 from torchmetrics.classification import MulticlassAccuracy
 
 from ..models import create_model
+from .init import apply_init
 
 
 class Classifier(L.LightningModule):
@@ -31,14 +32,17 @@ class Classifier(L.LightningModule):
         model_kwargs: extra builder kwargs for the backbone.
         optim: Hydra config (dict) of the optimiser, with ``_partial_: true``.
         scheduler: Hydra config (dict) of an LR scheduler factory, or None.
+        init: weight initialisation, ``"default"`` (the family's own) or ``"he"`` (see ``tasks.init``).
     """
 
     def __init__(self, arch: str, classes: list[str], in_chans: int, input_size: list[int],
                  normalization: dict[str, list[float]], model_kwargs: dict[str, Any] | None = None,
-                 optim: dict[str, Any] | None = None, scheduler: dict[str, Any] | None = None):
+                 optim: dict[str, Any] | None = None, scheduler: dict[str, Any] | None = None,
+                 init: str = "default"):
         super().__init__()
         self.save_hyperparameters()
-        self.model = create_model(arch, num_classes=len(classes), in_chans=in_chans, **(model_kwargs or {}))
+        self.model = apply_init(create_model(arch, num_classes=len(classes), in_chans=in_chans,
+                                             **(model_kwargs or {})), init)
         n = len(classes)
         self.train_acc = MulticlassAccuracy(num_classes=n, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes=n, average="micro")
@@ -54,7 +58,8 @@ class Classifier(L.LightningModule):
         logits, aux = (out[0], out[1:]) if isinstance(out, tuple) else (out, ())
         loss = F.cross_entropy(logits, y) + sum(0.3 * F.cross_entropy(a, y) for a in aux)
         metric(logits, y)
-        self.log(f"{stage}/loss", loss, prog_bar=stage != "test", on_step=False, on_epoch=True)
+        # sync_dist: under DDP the epoch loss averages every rank's batches (one all-reduce per epoch)
+        self.log(f"{stage}/loss", loss, prog_bar=stage != "test", on_step=False, on_epoch=True, sync_dist=True)
         self.log(f"{stage}/acc", metric, prog_bar=True, on_step=False, on_epoch=True)
         return loss
 

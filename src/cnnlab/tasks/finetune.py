@@ -25,12 +25,16 @@ frozen block is a fixed function, which is what makes the cached features exact.
 
 - ``head``: n = 0. The frozen features of the training and validation images are computed once,
   cached to disk (keyed by a hash of the source file, the architecture, the data set and the
-  image list), and the head trains on the cached vectors, as the course suggests.
+  image list), and the head trains on the cached vectors, as the course suggests. There is no
+  augmentation here: a cached vector is the feature of one fixed image.
 - ``partial``: n = ``finetune.n_blocks``.
 - ``full``: every block.
 - ``gradual``: n = ``finetune.n_blocks`` at first, then one more block every
   ``finetune.unfreeze_every`` epochs: the course's "unfreeze from the back, gradually".
 - ``scratch``: a fresh network, every block trains.
+
+The target's training split is cut to ``finetune.shots`` seeded-random images per class; its
+validation split (early stopping) and test split (``test_acc``) stay whole.
 """
 
 from __future__ import annotations
@@ -46,7 +50,6 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
@@ -55,12 +58,14 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from ..data.datamodule import ImageFolderDataModule, read_prepared
 from ..data.images import DataError
+from ..evaluate.classification import predict
 from ..io import atomic_path, write_json
 from ..models import create_model
 from ..models.convert import load_weight_file, remap_torchvision_state_dict
 from ..models.registry import get_entry
 from .classifier import Classifier, load_checkpoint
-from .fit import input_hw, model_kwargs
+from .fit import input_hw, model_kwargs, trainer_config
+from .init import apply_init
 
 STRATEGIES = ("head", "partial", "full", "gradual", "scratch")
 # torchvision's ImageNet weights expect inputs normalised with these (their transforms' defaults).
@@ -102,11 +107,20 @@ def _units(module: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn.Module
 
 
 def replace_head(model: nn.Module, num_classes: int) -> list[nn.Parameter]:
-    """``reset_classifier(num_classes)`` and return the parameters it created (the new head)."""
+    """``reset_classifier(num_classes)``, zero the new head, and return its parameters.
+
+    A zero head (as in BiT, Kolesnikov et al. 2020) starts every class equally likely. A random
+    one would add a random projection of the features that the few steps of a few-shot run,
+    one per epoch, are too few to undo.
+    """
     old = list(model.parameters())  # kept alive so that no new parameter can reuse an old id
     old_ids = {id(p) for p in old}
     model.reset_classifier(num_classes)
-    return [p for p in model.parameters() if id(p) not in old_ids]
+    new = [p for p in model.parameters() if id(p) not in old_ids]
+    with torch.no_grad():
+        for p in new:
+            p.zero_()
+    return new
 
 
 def trunk_blocks(model: nn.Module, head_params: Iterable[nn.Parameter] | None = None) -> list[Block]:
@@ -169,7 +183,8 @@ class FreezeSchedule(L.Callback):
         pl_module.log("ft/trainable_blocks", float(n), on_step=False, on_epoch=True)
 
 
-def schedule_for(strategy: str, n_blocks: int | None, every: int | None, blocks: Sequence[Block]) -> tuple[int, int | None]:
+def schedule_for(strategy: str, n_blocks: int | None, every: int | None,
+                 blocks: Sequence[Block]) -> tuple[int, int | None]:
     """``(blocks trainable at epoch 0, unfreeze every k epochs or None)`` for a strategy.
 
     Raises:
@@ -211,11 +226,8 @@ class Source:
 
 
 def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _read_safely(path: Path) -> Any:
@@ -296,7 +308,8 @@ def load_source(cfg: DictConfig, channels: int, num_classes: int) -> Source:
     """
     arch, kwargs = cfg.model.name, model_kwargs(cfg)
     if cfg.finetune.strategy == "scratch":
-        model = create_model(arch, num_classes=num_classes, in_chans=channels, **kwargs)
+        model = apply_init(create_model(arch, num_classes=num_classes, in_chans=channels, **kwargs),
+                           cfg.get("init", "default"))
         return Source(model, arch, kwargs, channels, list(input_hw(cfg)), None)
     path = Path(cfg.finetune.source)
     obj = _read_safely(path)
@@ -330,8 +343,9 @@ def few_shot(rows: list[dict], shots: int | None, seed: int) -> list[dict]:
 
 def target_data(cfg: DictConfig, src: Source, augment: bool) -> ImageFolderDataModule:
     """The target data set at the source's input size and normalisation, its train split cut to ``shots``."""
+    transform = instantiate(cfg.augment) if augment else None
     dm = ImageFolderDataModule(cfg.paths.prepared, src.input_size, batch_size=cfg.batch_size,
-                               num_workers=cfg.num_workers, train_transform=instantiate(cfg.augment) if augment else None)
+                               num_workers=cfg.num_workers, train_transform=transform)
     dm.rows = few_shot(dm.rows, cfg.finetune.shots, cfg.seed)
     if src.normalization:  # the features were learnt on inputs normalised this way
         dm.meta["mean"], dm.meta["std"] = src.normalization["mean"], src.normalization["std"]
@@ -366,7 +380,8 @@ def dataset_sha256(root: str | Path) -> str:
     return h.hexdigest()
 
 
-def cached_features(model: nn.Module, ds, key: dict[str, Any], cache_dir: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
+def cached_features(model: nn.Module, ds: Dataset, key: dict[str, Any],
+                    cache_dir: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
     """Features of ``ds`` from ``<cache_dir>/<split>-<hash of key>.pt``, computed and written once.
 
     ``key`` must name everything the features depend on: the source file's hash, architecture,
@@ -384,31 +399,23 @@ def cached_features(model: nn.Module, ds, key: dict[str, Any], cache_dir: str | 
 
 
 class CachedHead(L.LightningModule):
-    """Trains only a head on precomputed features, with the Classifier's losses, logs and optimiser."""
+    """Trains only a head on precomputed features.
+
+    Its steps, loss, logs and optimiser are the Classifier's own methods (``self.model`` is the
+    head here), so the cached path cannot drift from training through the frozen backbone.
+    """
 
     def __init__(self, head: nn.Module, num_classes: int, optim: dict | None, scheduler: dict | None):
         super().__init__()
         self.save_hyperparameters(ignore=["head"])
-        self.head = head
+        self.model = head
         self.train_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
 
-    def _step(self, batch, stage: str, metric: MulticlassAccuracy) -> torch.Tensor:
-        x, y = batch
-        logits = self.head(x)
-        loss = F.cross_entropy(logits, y)
-        metric(logits, y)
-        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True)
-        self.log(f"{stage}/acc", metric, prog_bar=True, on_step=False, on_epoch=True)
-        return loss
-
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, "train", self.train_acc)
-
-    def validation_step(self, batch, batch_idx):
-        return self._step(batch, "val", self.val_acc)
-
-    configure_optimizers = Classifier.configure_optimizers  # the same optimiser and LR schedule
+    _step = Classifier._step
+    training_step = Classifier.training_step
+    validation_step = Classifier.validation_step
+    configure_optimizers = Classifier.configure_optimizers
 
 
 # --------------------------------------------------------------------------- training
@@ -425,7 +432,11 @@ def _trainer(cfg: DictConfig, work: Path, callbacks: Sequence[L.Callback]) -> tu
     ckpt = ModelCheckpoint(dirpath=work, filename="best", monitor=es.monitor, mode=es.mode, save_last=False,
                            enable_version_counter=False)
     stop = EarlyStopping(monitor=es.monitor, mode=es.mode, patience=es.patience)
-    trainer = instantiate(cfg.trainer, callbacks=[*callbacks, ckpt, stop], logger=False, default_root_dir=str(work))
+    trainer = instantiate(trainer_config(cfg), callbacks=[*callbacks, ckpt, stop], logger=False,
+                          default_root_dir=str(work))
+    if trainer.world_size > 1:  # a few hundred images: one device is plenty, and one process publishes
+        raise ValueError(f"fine-tuning runs on one device, but the trainer config asks for {trainer.world_size} "
+                         f"processes; use trainer=cpu or trainer=gpu")
     return trainer, ckpt
 
 
@@ -437,10 +448,11 @@ def fit_cached_head(cfg: DictConfig, module: Classifier, dm: ImageFolderDataModu
                                cfg.finetune.cache_dir) for s in ("train", "val")}
     head = CachedHead(model.head, dm.num_classes, module.hparams.optim, module.hparams.scheduler)
     trainer, ckpt = _trainer(cfg, work, callbacks)
+    head.train()  # extract_features left the model, head included, in eval mode
     trainer.fit(head, loader(TensorDataset(*data["train"]), cfg.batch_size, True, cfg.seed),
                 loader(TensorDataset(*data["val"]), cfg.batch_size, False, cfg.seed))
     best = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
-    model.head.load_state_dict({k.removeprefix("head."): v for k, v in best.items() if k.startswith("head.")})
+    model.head.load_state_dict({k.removeprefix("model."): v for k, v in best.items() if k.startswith("model.")})
     return trainer, float(ckpt.best_model_score)
 
 
@@ -456,11 +468,9 @@ def fit_through(cfg: DictConfig, module: Classifier, dm: ImageFolderDataModule, 
     return trainer, float(ckpt.best_model_score)
 
 
-@torch.inference_mode()
 def accuracy(model: nn.Module, ds: Dataset, batch_size: int = 256) -> float:
-    model.eval()
-    right = sum(int((model(x).argmax(1) == y).sum()) for x, y in DataLoader(ds, batch_size=batch_size))
-    return right / len(ds)
+    probs, y = predict(model.eval(), DataLoader(ds, batch_size=batch_size))
+    return float((probs.argmax(1) == y).float().mean())
 
 
 def prepare(cfg: DictConfig) -> tuple[Classifier, ImageFolderDataModule, Source, list[Block], tuple[int, int | None]]:
@@ -519,29 +529,40 @@ def finetune(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str,
 _ORDER = {s: i for i, s in enumerate(("scratch", "head", "partial", "gradual", "full"))}
 
 
-def collect_runs(root: str | Path) -> list[dict[str, Any]]:
-    """Every fine-tuning ``metrics.json`` under ``root`` (``models/<target ds>``)."""
-    return [json.loads(p.read_text()) for p in sorted(Path(root).glob("*-ft-*/**/metrics.json"))]
+def collect_runs(root: str | Path, model: str = "*") -> list[dict[str, Any]]:
+    """Every fine-tuning ``metrics.json`` of ``model`` (a glob) under ``root`` (``models/<target ds>``)."""
+    return [json.loads(p.read_text()) for p in sorted(Path(root).glob(f"{model}-ft-*/**/metrics.json"))]
 
 
 def comparison_table(runs: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
     """Test accuracy per strategy and images per class (mean over seeds), as rows and markdown.
 
     Returns:
-        ``(rows, markdown)``; rows are ``{"strategy", "shots", "test_acc", "runs"}``, the
-        markdown has one row per strategy and one column per number of images per class.
+        ``(rows, markdown)``: rows are ``{"strategy", "shots", "test_acc", "runs"}``; the markdown
+        has one row per strategy and one column per number of images per class.
     """
     cells: dict[tuple[str, int], list[float]] = {}
     for r in runs:
         cells.setdefault((r["strategy"], r["shots"]), []).append(r["test_acc"])
-    rows = [{"strategy": s, "shots": k, "test_acc": float(np.mean(v)), "runs": len(v)}
-            for (s, k), v in sorted(cells.items(), key=lambda kv: (_ORDER.get(kv[0][0], 99), kv[0][1] or 0))]
-    shots = sorted({r["shots"] for r in rows}, key=lambda k: k or 0)
-    strategies = list(dict.fromkeys(r["strategy"] for r in rows))
-    acc = {(r["strategy"], r["shots"]): r for r in rows}
+    order = sorted(cells, key=lambda c: (_ORDER.get(c[0], len(_ORDER)), c[1] or 0))
+    rows = [{"strategy": s, "shots": k, "test_acc": float(np.mean(cells[s, k])), "runs": len(cells[s, k])}
+            for s, k in order]
+    shots = sorted({k for _, k in order}, key=lambda k: k or 0)
     lines = ["| strategy | " + " | ".join(f"{k or 'all'} / class" for k in shots) + " |",
              "|---|" + "---:|" * len(shots)]
-    for s in strategies:
-        vals = [f"{acc[s, k]['test_acc']:.1%}" if (s, k) in acc else "–" for k in shots]
-        lines.append(f"| {s} | " + " | ".join(vals) + " |")
+    for s in dict.fromkeys(s for s, _ in order):
+        lines.append(f"| {s} | " + " | ".join(f"{np.mean(cells[s, k]):.1%}" if (s, k) in cells else "–"
+                                               for k in shots) + " |")
     return rows, "\n".join(lines) + "\n"
+
+
+def write_comparison(root: str | Path, out_dir: str | Path, model: str = "*") -> tuple[list[dict[str, Any]], str]:
+    """Compare ``model``'s runs under ``root``: write ``table.md`` and ``comparison.json`` into ``out_dir``."""
+    rows, table = comparison_table(collect_runs(root, model))
+    if not rows:
+        raise FileNotFoundError(f"no fine-tuning metrics.json under {root}/{model}-ft-*/")
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        (tmp / "table.md").write_text(table)
+        (tmp / "comparison.json").write_text(json.dumps(rows, indent=2) + "\n")
+    return rows, table

@@ -1,9 +1,17 @@
-"""Training a classifier from a composed config: the pure part of the ``train`` stage."""
+"""Training a classifier from a composed config: the pure part of the ``train`` stage.
+
+The ``trainer`` config group is ``lightning.Trainer``'s kwargs plus one block of cnnlab's own,
+``trainer.speed`` (see ``conf/trainer/gpu.yaml``), which :func:`trainer_config` removes before
+the Trainer is built: ``channels_last``, ``compile``, ``data_on_device`` and ``gpu_augment``.
+Without the block (``trainer=cpu``) training runs exactly as it always has.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +21,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from ..augment.gpu import BatchAugment
 from ..data.datamodule import ImageFolderDataModule
 from ..io import replace, write_json
 from ..models import default_input_size
@@ -39,16 +48,60 @@ def model_kwargs(cfg: DictConfig) -> dict[str, Any]:
     return {k: v for k, v in kw.items() if k not in ("_target_", "name")}
 
 
+def speed_options(cfg: DictConfig) -> dict[str, Any]:
+    """``cfg.trainer.speed`` with every option present (absent ones off)."""
+    speed = cfg.trainer.get("speed")
+    speed = OmegaConf.to_container(speed, resolve=True) if speed is not None else {}
+    unknown = set(speed) - {"channels_last", "compile", "data_on_device", "gpu_augment"}
+    if unknown:
+        raise KeyError(f"trainer.speed: unknown option(s) {sorted(unknown)}")
+    return {"channels_last": False, "compile": False, "data_on_device": False, "gpu_augment": None, **speed}
+
+
+def trainer_config(cfg: DictConfig) -> dict[str, Any]:
+    """``cfg.trainer`` resolved, without cnnlab's ``speed`` block: ``lightning.Trainer``'s kwargs
+    (and ``_target_``)."""
+    trainer = OmegaConf.to_container(cfg.trainer, resolve=True)
+    trainer.pop("speed", None)
+    return trainer
+
+
+def is_launch_rank_zero() -> bool:
+    """Whether this process is global rank 0, from what its launcher put in the environment.
+
+    Known before any Trainer exists: torchrun sets ``RANK``, ``srun`` sets ``SLURM_PROCID``, and
+    Lightning's own launcher starts ranks > 0 by re-running the command with ``LOCAL_RANK`` and
+    ``NODE_RANK`` set (inheriting the others, e.g. inside an interactive SLURM job). Rank 0 is the
+    process for which every one that is set is 0. The others train but neither publish outputs
+    nor track runs.
+    """
+    return all(int(os.environ.get(key, 0)) == 0 for key in ("RANK", "SLURM_PROCID", "NODE_RANK", "LOCAL_RANK"))
+
+
 def build(cfg: DictConfig) -> tuple[Classifier, ImageFolderDataModule]:
-    """Build the datamodule from the prepared folder and the module around the configured model."""
+    """Build the datamodule from the prepared folder and the module around the configured model,
+    with the ``trainer.speed`` options applied."""
+    speed = speed_options(cfg)
+    on_device = bool(speed["data_on_device"])
+    augment = BatchAugment(**speed["gpu_augment"]) if speed["gpu_augment"] else None
+    if on_device:
+        log.info("data on device: the CPU augmentation policy (augment=...) is not applied; "
+                 "batch augmentation on the device: %s", augment)
     dm = ImageFolderDataModule(cfg.paths.prepared, input_hw(cfg), batch_size=cfg.batch_size,
-                               num_workers=cfg.num_workers, train_transform=instantiate(cfg.augment))
+                               num_workers=cfg.num_workers,
+                               train_transform=None if on_device else instantiate(cfg.augment),
+                               on_device=on_device, batch_augment=augment, channels_last=speed["channels_last"])
     module = Classifier(
         arch=cfg.model.name, classes=dm.classes, in_chans=dm.channels, input_size=list(dm.image_size),
         normalization=dm.normalization, model_kwargs=model_kwargs(cfg),
         optim=OmegaConf.to_container(cfg.optim, resolve=True),
         scheduler=OmegaConf.to_container(cfg.scheduler, resolve=True) if cfg.get("scheduler") else None,
+        init=cfg.get("init", "default"),
     )
+    if speed["channels_last"]:
+        module.model.to(memory_format=torch.channels_last)
+    if speed["compile"]:
+        module.model.compile()  # in place: state_dict keys (and so checkpoints) stay unprefixed
     return module, dm
 
 
@@ -59,6 +112,7 @@ def fit(cfg: DictConfig, callbacks: list[L.Callback] = ()) -> dict[str, Any]:
     into place only when training ends, so an interrupted run never leaves a complete-looking
     output. With ``resume=true`` an interrupted run continues from that folder's ``last.ckpt``
     (epoch, optimiser, early-stopping and best-checkpoint state included). Returns the metrics.
+    Under DDP every rank trains; only global rank 0 cleans, publishes and writes files.
 
     Raises:
         RuntimeError: training was interrupted (Ctrl-C, SIGTERM); the partial folder is kept.
@@ -69,16 +123,19 @@ def fit(cfg: DictConfig, callbacks: list[L.Callback] = ()) -> dict[str, Any]:
     resume_from = work / "last.ckpt" if cfg.get("resume") and (work / "last.ckpt").is_file() else None
     if cfg.get("resume") and resume_from is None:
         log.warning("resume=true but %s does not exist: training from scratch", work / "last.ckpt")
-    if resume_from is None:
+    if resume_from is None and is_launch_rank_zero():
         shutil.rmtree(work, ignore_errors=True)
     module, dm = build(cfg)
     es = cfg.early_stopping
     ckpt = ModelCheckpoint(dirpath=work, filename="best", monitor=es.monitor, mode=es.mode, save_last=True,
                            enable_version_counter=False)
     stop = EarlyStopping(monitor=es.monitor, mode=es.mode, patience=es.patience)
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=[ckpt, stop, *callbacks], logger=False,
+    trainer: L.Trainer = instantiate(trainer_config(cfg), callbacks=[ckpt, stop, *callbacks], logger=False,
                                      default_root_dir=str(work))
-    trainer.fit(module, datamodule=dm, ckpt_path=resume_from)
+    with warnings.catch_warnings():
+        if dm.on_device:  # index batches need no worker processes: Lightning's hint does not apply
+            warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        trainer.fit(module, datamodule=dm, ckpt_path=resume_from)
     if trainer.interrupted:
         raise RuntimeError(f"training interrupted at epoch {trainer.current_epoch}; rerun with resume=true "
                            f"to continue from {work / 'last.ckpt'}")
@@ -88,6 +145,8 @@ def fit(cfg: DictConfig, callbacks: list[L.Callback] = ()) -> dict[str, Any]:
         "stopped_early": bool(stop.stopped_epoch),
         "num_params": sum(p.numel() for p in module.model.parameters()),
     }
+    if not trainer.is_global_zero:
+        return metrics
     out.mkdir(parents=True, exist_ok=True)
     for name in ("best.ckpt", "last.ckpt"):
         replace(work / name, out / name)

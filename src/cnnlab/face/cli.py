@@ -1,0 +1,158 @@
+"""``cnnlab face enroll | verify | identify``: the face system on precomputed encodings.
+
+The encoder runs only on the new images (the folder being enrolled, or the probes); enrolled
+people are their stored encodings. Defaults point at the default pipeline's outputs, read from
+``conf/face/default.yaml`` (``$CNNLAB_CONF`` if set): the encoder ``face.paths.encoder``, the
+gallery ``face.paths.gallery`` and the threshold calibrated on ``face.calibrate.encodings``.
+
+Every known failure (missing file, unreadable image, mismatched encoder, no threshold) is one
+line on stderr naming the file and what makes it, with exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..data.images import DataError
+
+
+class FaceError(Exception):
+    """A failure the user can fix (the message says how)."""
+
+
+def config_defaults() -> dict[str, Any]:
+    """``face.paths`` and ``face.calibrate`` of the face config, resolved; empty outside the repository."""
+    from omegaconf import OmegaConf
+
+    path = Path(os.environ.get("CNNLAB_CONF", "conf")) / "face" / "default.yaml"
+    if not path.is_file():
+        return {}
+    cfg = OmegaConf.load(path)
+    return OmegaConf.to_container(OmegaConf.masked_copy(cfg, ["face"]), resolve=True)["face"]
+
+
+def _default(args: argparse.Namespace, attr: str, key: str) -> str:
+    """``args.<attr>`` or the configured ``face.paths.<key>``."""
+    value = getattr(args, attr)
+    if value:
+        return value
+    paths = config_defaults().get("paths", {})
+    if key not in paths:
+        raise FaceError(f"no default for --{attr}: run from the repository root (or set CNNLAB_CONF) or pass --{attr}")
+    return paths[key]
+
+
+def _encoder_for(args: argparse.Namespace, enc) -> str:
+    """The checkpoint that made ``enc``: ``--encoder``, else the path it records; checked by hash."""
+    from .encoder import checkpoint_hash
+
+    ckpt = args.encoder or enc.encoder_path or _default(args, "encoder", "encoder")
+    if not Path(ckpt).is_file():
+        raise FaceError(f"face encoder checkpoint not found: {ckpt} (made by the train_encoder stage; "
+                        f"or pass --encoder)")
+    if checkpoint_hash(ckpt) != enc.encoder_hash:
+        raise FaceError(f"{ckpt} is not the encoder that made the gallery (encoder {enc.encoder_name}, "
+                        f"{enc.encoder_hash[:12]}): pass that encoder with --encoder, or enroll again")
+    return ckpt
+
+
+def embed_files(ckpt: str, paths: list[str]):
+    """Embeddings [len(paths), D] of image files (any size or mode) with the encoder ``ckpt``."""
+    from .encoder import load_encoder
+    from .encodings import embed_images, encoder_input
+
+    missing = [p for p in paths if not Path(p).is_file()]
+    if missing:
+        raise FaceError(f"image not found: {missing[0]}")
+    embedder, hp = load_encoder(ckpt)
+    mode, size, norm = encoder_input(hp)
+    return embed_images(embedder, paths, mode, size, norm)
+
+
+def _load_gallery(args: argparse.Namespace):
+    """``(Gallery, its encodings path)`` with τ from ``--tau`` or the threshold file beside it."""
+    from .gallery import Gallery, threshold_path
+
+    path = _default(args, "gallery", "gallery")
+    gallery = Gallery.load(path, index_kind=getattr(args, "index", "exact"))
+    if args.tau is not None:
+        gallery.tau = args.tau
+    if gallery.tau is None:
+        raise FaceError(f"no threshold: {threshold_path(path)} not found (written by the calibrate stage or by "
+                        f"`cnnlab face enroll` when a calibration exists for this encoder); or pass --tau")
+    return gallery, path
+
+
+def _threshold_for(args: argparse.Namespace, encoder_hash: str) -> tuple[dict | None, Path | None]:
+    """``(record, source)``: ``--threshold``, else the configured calibration if it is this encoder's."""
+    from .gallery import read_threshold, threshold_path
+
+    if args.threshold:
+        return read_threshold(args.threshold, encoder_hash), Path(args.threshold)
+    calibrated = config_defaults().get("calibrate", {}).get("encodings")
+    source = threshold_path(calibrated) if calibrated else None
+    if source is None or not source.is_file():
+        return None, source
+    try:
+        return read_threshold(source, encoder_hash), source
+    except ValueError:                                  # calibrated for another encoder: not usable here
+        return None, source
+
+
+def enroll(args: argparse.Namespace) -> int:
+    from .encodings import encode_with_checkpoint, gallery_name, save_encodings
+    from .gallery import save_threshold, threshold_path
+
+    ckpt = _default(args, "encoder", "encoder")
+    encodings_dir = config_defaults().get("paths", {}).get("encodings", "data/encodings")
+    out = Path(args.out or Path(encodings_dir) / f"{gallery_name(args.dir)}.npz")
+    enc = encode_with_checkpoint(ckpt, args.dir, batch_size=args.batch_size)
+    record, source = _threshold_for(args, enc.encoder_hash)
+    save_encodings(out, enc)
+    print(f"enrolled {len(enc)} images of {len(set(enc.labels))} people from {args.dir} into {out} "
+          f"(encoder {enc.encoder_name}, {enc.encoder_hash[:12]})")
+    if record:
+        save_threshold(out, record)
+        print(f"threshold τ = {record['tau']:.4f} (FAR {record['far']:.4f} on validation pairs, target "
+              f"{record['target_far']:g}) from {source} → {threshold_path(out)}")
+    else:
+        threshold_path(out).unlink(missing_ok=True)     # a stale τ of an earlier encoder must not survive
+        print(f"no calibrated threshold for this encoder (looked for {source}): verify and identify need "
+              f"--tau, or run the calibrate stage with this encoder")
+    return 0
+
+
+def verify(args: argparse.Namespace) -> int:
+    gallery, path = _load_gallery(args)
+    e1, e2 = embed_files(_encoder_for(args, gallery.encodings), [args.image1, args.image2])
+    v = gallery.verify(e1, e2)
+    print(f"distance {v.distance:.4f}, threshold {v.tau:.4f}: {'same person' if v.same else 'different people'}")
+    return 0
+
+
+def identify(args: argparse.Namespace) -> int:
+    gallery, path = _load_gallery(args)
+    emb = embed_files(_encoder_for(args, gallery.encodings), [args.image])[0]
+    found = gallery.identify(emb, k=args.k)
+    print(f"{args.image}: nearest of {len(gallery.people)} enrolled people ({path}), threshold {found.tau:.4f}")
+    for rank, (name, dist) in enumerate(found.matches, 1):
+        print(f"{rank:>3}. {name:<24} {dist:.4f}{'' if dist <= found.tau else '  (beyond τ)'}")
+    print(f"→ {found.name}")
+    return 0
+
+
+ACTIONS = {"enroll": enroll, "verify": verify, "identify": identify}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch ``args.face_command``; known failures become one stderr line and exit status 1."""
+    try:
+        return ACTIONS[args.face_command](args)
+    except (FaceError, DataError, FileNotFoundError, ValueError, KeyError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"cnnlab face {args.face_command}: error: {message}", file=sys.stderr)
+        return 1

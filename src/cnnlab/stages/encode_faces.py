@@ -1,0 +1,33 @@
+"""Stage ``encode_faces``: a gallery folder (one sub-folder per person) → ``data/encodings/<name>.npz``.
+
+The face-encoding precomputation: ``gallery.root=/some/dir`` encodes any folder (greyscale PGM
+and RGB images alike) with the configured encoder (``face.paths.encoder``); verification and
+identification then run on these vectors, and the encoder only on new images.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from ._app import log, stage, tracker
+
+
+@stage
+def main(cfg: DictConfig) -> None:
+    from ..face.encodings import encode_with_checkpoint, gallery_name, save_encodings
+
+    f, g = cfg.face, cfg.gallery
+    name = g.name or gallery_name(g.root)
+    out = Path(f.paths.encodings) / f"{name}.npz"
+    with tracker("encode_faces", cfg, dataset=name, model=f.encoder.name, train_on=f.train_on) as t:
+        enc = encode_with_checkpoint(f.paths.encoder, g.root, batch_size=g.batch_size, name=f.encoder.name)
+        save_encodings(out, enc)
+        log.info("encoded %d images of %d people from %s into %s", len(enc), len(set(enc.labels)), g.root, out)
+        t.log_metrics({"n_images": len(enc), "n_people": len(set(enc.labels)), "dim": enc.dim})
+        t.set_tags({"encoder_hash": enc.encoder_hash, "gallery_root": g.root})
+
+
+if __name__ == "__main__":
+    main()
