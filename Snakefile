@@ -11,6 +11,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/benchmark.smk"
 include: "workflow/rules/select.smk"
 include: "workflow/rules/finetune.smk"
+include: "workflow/rules/faces.smk"
 
 
 rule all:
@@ -20,4 +21,5 @@ rule all:
         expand(rules.augment.output, dataset=config["classify"]),
         rules.select.output.json,
         expand(rules.finetune_compare.output.table, dataset=TRANSFER["target"]),
+        rules.evaluate_faces.output.metrics,
         expand(rules.benchmark.output.metrics, dataset=config["classify"], model=config["models"]),

@@ -123,14 +123,16 @@ def test_identify_says_not_recognised_beyond_tau(setup, enrolled, tmp_path, caps
 def test_unreadable_gallery_image_is_named(setup, tmp_path, capsys):
     gallery = _people(tmp_path / "g", {"ann": 4, "dan": 5})
     (gallery / "dan" / "3.jpg").write_bytes(b"JFIF? no")
-    code, _, err = _cli(capsys, "enroll", str(gallery), "--encoder", str(setup["ckpt"]), "--out", str(tmp_path / "o.npz"))
+    code, _, err = _cli(capsys, "enroll", str(gallery), "--encoder", str(setup["ckpt"]), "--out",
+                        str(tmp_path / "o.npz"))
     assert code == 1 and "dan/3.jpg: cannot read image" in err and not (tmp_path / "o.npz").exists()
 
 
 def test_person_folder_without_images_is_named(setup, tmp_path, capsys):
     gallery = _people(tmp_path / "g", {"ann": 4})
     (gallery / "nobody").mkdir()
-    code, _, err = _cli(capsys, "enroll", str(gallery), "--encoder", str(setup["ckpt"]), "--out", str(tmp_path / "o.npz"))
+    code, _, err = _cli(capsys, "enroll", str(gallery), "--encoder", str(setup["ckpt"]), "--out",
+                        str(tmp_path / "o.npz"))
     assert code == 1 and "nobody: empty class folder" in err
 
 
@@ -155,7 +157,8 @@ def test_thresholds_and_encoders_must_match(setup, enrolled, tmp_path, capsys):
     code, _, err = _cli(capsys, "enroll", str(setup["gallery"]), "--encoder", str(other), "--out",
                         str(tmp_path / "o.npz"), "--threshold", str(setup["threshold"]))
     assert code == 1 and "calibrate again" in err
-    code, out, _ = _cli(capsys, "enroll", str(setup["gallery"]), "--encoder", str(other), "--out", str(tmp_path / "o.npz"))
+    code, out, _ = _cli(capsys, "enroll", str(setup["gallery"]), "--encoder", str(other), "--out",
+                        str(tmp_path / "o.npz"))
     assert code == 0 and "no calibrated threshold" in out and not threshold_path(tmp_path / "o.npz").exists()
     code, _, err = _cli(capsys, "identify", str(setup["gallery"] / "ada/0.pgm"), "--gallery", str(tmp_path / "o.npz"))
     assert code == 1 and "no threshold" in err and "--tau" in err
@@ -170,4 +173,13 @@ def test_probes_are_prepared_exactly_like_validation_images():
 
     x = torch.randint(0, 256, (1, 47, 39), dtype=torch.uint8)
     norm = {"mean": [0.46], "std": [0.21]}
-    torch.testing.assert_close(image_transform((32, 28), norm)(x), eval_transform((32, 28), norm["mean"], norm["std"])(x))
+    expected = eval_transform((32, 28), norm["mean"], norm["std"])(x)
+    torch.testing.assert_close(image_transform((32, 28), norm)(x), expected)
+
+
+def test_verify_needs_no_gallery_given_encoder_and_tau(setup, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)                         # no default gallery here
+    g = setup["gallery"]
+    code, out, _ = _cli(capsys, "verify", str(g / "cy/0.pgm"), str(g / "cy/0.pgm"), "--encoder", str(setup["ckpt"]),
+                        "--tau", "0.5")
+    assert code == 0 and out.startswith("distance 0.0000, threshold 0.5000") and out.strip().endswith("same person")

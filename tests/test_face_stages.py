@@ -159,20 +159,22 @@ def test_encode_faces_names_an_unreadable_image(pipeline, tmp_path, monkeypatch)
     monkeypatch.setenv("CNNLAB_CONF", str(REPO / "conf"))
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit, match=r"bo/2\.png: cannot read image"):
-        run_stage("encode_faces", *overrides(pipeline), f"gallery.root={gallery}", f"face.paths.encodings={tmp_path}/enc")
+        run_stage("encode_faces", *overrides(pipeline), f"gallery.root={gallery}",
+                  f"face.paths.encodings={tmp_path}/enc")
     assert not (tmp_path / "enc").exists()
 
 
 @pytest.mark.slow
 def test_snakemake_runs_the_face_rules(tmp_path):
-    """workflow/rules/faces.smk in a scratch copy whose Snakefile includes it (the lead's real one may not yet)."""
+    """workflow/rules/faces.smk in a scratch copy wired as the lead will wire it (include + face defaults)."""
     repo = copy_repo(tmp_path / "repo")
-    snakefile = repo / "Snakefile"
+    snakefile, config = repo / "Snakefile", repo / "conf" / "config.yaml"
     if "faces.smk" not in snakefile.read_text():
-        text = snakefile.read_text().replace('include: "workflow/rules/benchmark.smk"\n',
-                                             'include: "workflow/rules/benchmark.smk"\n'
-                                             'include: "workflow/rules/faces.smk"\n')
-        snakefile.write_text(text)
+        snakefile.write_text(snakefile.read_text().replace(
+            'include: "workflow/rules/benchmark.smk"\n',
+            'include: "workflow/rules/benchmark.smk"\ninclude: "workflow/rules/faces.smk"\n'))
+    if face_group():                                     # face.* overrides reach every stage: list the group
+        config.write_text(config.read_text().replace("  - debug: null\n", "  - face: default\n  - debug: null\n"))
     cmd = [str(BIN / "snakemake"), "--cores", "2", "--config", "overrides=debug=tiny face.train.max_epochs=2",
            "--", "reports/faces/metrics.json"]
     env = run_env(tmp_path)
@@ -182,5 +184,6 @@ def test_snakemake_runs_the_face_rules(tmp_path):
     for path in ("logs/train_encoder-ids.log", "logs/bench/evaluate_faces.tsv",
                  "data/encodings/orl_faces_ids-test.threshold.json"):
         assert (repo / path).is_file(), path
+    assert json.loads((repo / "models/faces/lenet5-ids/metrics.json").read_text())["epochs"] == 2
     again = run(cmd, repo, env)
     assert "Nothing to be done" in again.stdout + again.stderr

@@ -8,7 +8,12 @@ from pathlib import Path
 
 from conftest import BIN, run, run_env
 
-TINY = ["overrides=debug=tiny", "seeds=[0,1]"]
+# Tiny versions of the default pipeline: every stage type, fewer jobs.
+SNAKEMAKE_TINY = """overrides: debug=tiny
+seeds: [0, 1]
+transfer: {source: digits_0to4, target: digits_5to9, model: lenet5, seed: 0, strategies: [scratch, full], shots: [5]}
+"""
+DVC_TINY = SNAKEMAKE_TINY.replace("[0, 1]", "[0]").replace("[scratch, full]", "[head]")
 EVAL = Path("reports/eval/digits/lenet5/seed0")
 RUN = Path("models/digits/lenet5/seed0")
 
@@ -17,9 +22,9 @@ def _assert_outputs(root: Path) -> None:
     for p in ("data/prepared/digits/manifest.csv", "data/prepared/orl_faces/dataset.json",
               "data/prepared/orl_faces_ids/dataset.json", RUN / "best.ckpt", RUN / "last.ckpt",
               EVAL / "metrics.json", EVAL / "predictions.csv", EVAL / "confusion.png",
-              "models/digits/lenet5/seed1/best.ckpt", "reports/benchmark/digits/lenet5/table.md",
+              "reports/benchmark/digits/lenet5/table.md",
               "reports/selection/selection.json", "reports/finetune/digits_5to9/table.md",
-              "data/augmented/digits/preview.png"):
+              "data/augmented/digits/preview.png", "reports/faces/metrics.json", "reports/faces/roc.png"):
         assert (root / p).is_file(), p
     metrics = json.loads((root / EVAL / "metrics.json").read_text())
     assert metrics["n"] > 0 and 0.0 <= metrics["accuracy"] <= 1.0
@@ -37,7 +42,8 @@ def _mlflow_runs(db: Path):
 
 def test_snakemake_pipeline_then_noop_rerun(repo_copy: Path):
     env = run_env(repo_copy)
-    cmd = [str(BIN / "snakemake"), "--cores", "2", "--config", *TINY]
+    (repo_copy / "tiny.yaml").write_text(SNAKEMAKE_TINY)
+    cmd = [str(BIN / "snakemake"), "--cores", "2", "--configfile", "tiny.yaml"]
     run(cmd, repo_copy, env)
     _assert_outputs(repo_copy)
 
@@ -51,8 +57,10 @@ def test_snakemake_pipeline_then_noop_rerun(repo_copy: Path):
         by_stage.setdefault(r.data.tags["stage"], []).append(r)
     assert len(by_stage["prepare"]) == 5 and len(by_stage["evaluate"]) == 2
     assert len(by_stage["train"]) == 3  # digits × seeds 0, 1 and the transfer source digits_0to4
-    assert len(by_stage["benchmark"]) == 1 and len(by_stage["finetune"]) == 5
+    assert len(by_stage["benchmark"]) == 1 and len(by_stage["finetune"]) == 2
+    assert (repo_copy / "models/digits/lenet5/seed1/best.ckpt").is_file()
     assert len(by_stage["finetune_compare"]) == 1 and len(by_stage["select"]) == 1
+    assert {"train_encoder", "encode_faces", "calibrate", "evaluate_faces"} <= set(by_stage)
     train = next(r for r in by_stage["train"] if r.data.params["seed"] == "0" and r.data.tags["dataset"] == "digits")
     assert train.info.status == "FINISHED"
     assert train.data.tags["dataset"] == "digits" and train.data.tags["model"] == "lenet5"
@@ -70,7 +78,8 @@ def test_snakemake_pipeline_then_noop_rerun(repo_copy: Path):
 def test_dvc_repro_then_noop(repo_copy: Path):
     env = run_env(repo_copy)
     # Same generator as the committed dvc.yaml, with the tiny overrides baked into the commands.
-    run([sys.executable, "-m", "cnnlab.dag", "--config", *TINY], repo_copy, env)
+    (repo_copy / "tiny.yaml").write_text(DVC_TINY)
+    run([sys.executable, "-m", "cnnlab.dag", "--configfile", "tiny.yaml"], repo_copy, env)
     assert "debug=tiny" in (repo_copy / "dvc.yaml").read_text()
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     run(["git", "init", "-q"], repo_copy, env)

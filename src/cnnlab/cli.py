@@ -65,7 +65,7 @@ def _add_face_sources(p: argparse.ArgumentParser) -> None:
                    "test-people gallery, face.paths.gallery)")
     p.add_argument("--encoder", metavar="CKPT", help="face encoder (default: the one that made the gallery)")
     p.add_argument("--tau", type=float, help="decision threshold on the squared distance (default: the "
-                   "calibrated τ stored beside the gallery)")
+                   "calibrated τ stored beside the gallery; verify needs no gallery given --encoder and --tau)")
 
 
 def _add_face(subparsers: argparse._SubParsersAction) -> None:

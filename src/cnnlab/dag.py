@@ -11,6 +11,7 @@ Usage::
     python -m cnnlab.dag            # rewrite dvc.yaml
     python -m cnnlab.dag --check    # exit 1 if dvc.yaml differs from the Snakefile's DAG
     python -m cnnlab.dag --config overrides=debug=tiny   # any Snakemake --config values
+    python -m cnnlab.dag --configfile tiny.yaml          # or an extra config file
 """
 
 from __future__ import annotations
@@ -72,9 +73,11 @@ def parse_dry_run(text: str) -> list[Job]:
     return [j for j in jobs if j.shell]
 
 
-def snakemake_jobs(config: list[str] = (), cwd: str | Path = ".") -> list[Job]:
+def snakemake_jobs(config: list[str] = (), cwd: str | Path = ".", configfile: str | None = None) -> list[Job]:
     """Run Snakemake's dry run in ``cwd`` and return its jobs."""
     cmd = [sys.executable, "-m", "snakemake", "--dry-run", "--forceall", "--printshellcmds", "--cores", "1"]
+    if configfile:
+        cmd += ["--configfile", configfile]
     if config:
         cmd += ["--config", *config]
     res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
@@ -109,9 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="fail if dvc.yaml differs instead of writing it")
     parser.add_argument("--config", nargs="*", default=[], help="Snakemake --config KEY=VALUE pairs")
+    parser.add_argument("--configfile", help="an extra Snakemake config file merged over workflow/config.yaml")
     parser.add_argument("-o", "--output", default="dvc.yaml")
     args = parser.parse_args(argv)
-    text = render(to_dvc(snakemake_jobs(args.config)))
+    text = render(to_dvc(snakemake_jobs(args.config, configfile=args.configfile)))
     out = Path(args.output)
     if args.check:
         if not out.is_file() or out.read_text() != text:

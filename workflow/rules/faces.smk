@@ -33,12 +33,8 @@ def face_conf_files(wildcards):
 
 
 FACE = _face_group()
-
-
-wildcard_constraints:
-    train_on="|".join(FACE_DATASETS),
-    face_ds="|".join(FACE_DATASETS.values()),
-    split="train|val|test",
+TRAIN_ON_RE = "|".join(FACE_DATASETS)
+FACE_DS_RE = "|".join(FACE_DATASETS.values())
 
 
 rule train_encoder:
@@ -54,6 +50,8 @@ rule train_encoder:
         "logs/train_encoder-{train_on}.log",
     benchmark:
         "logs/bench/train_encoder-{train_on}.tsv"
+    wildcard_constraints:
+        train_on=TRAIN_ON_RE,
     threads: 2
     shell:
         "python -m cnnlab.stages.train_encoder{FACE} face.train_on={wildcards.train_on} "
@@ -71,6 +69,9 @@ rule encode_faces:
         "logs/encode_faces-{face_ds}-{split}.log",
     benchmark:
         "logs/bench/encode_faces-{face_ds}-{split}.tsv"
+    wildcard_constraints:
+        face_ds=FACE_DS_RE,
+        split="train|val|test",
     params:
         train_on=lambda w: FACE_TRAIN_ON[w.face_ds],
     shell:
@@ -91,6 +92,8 @@ rule calibrate:
         "logs/calibrate-{face_ds}.log",
     benchmark:
         "logs/bench/calibrate-{face_ds}.tsv"
+    wildcard_constraints:
+        face_ds=FACE_DS_RE,
     params:
         train_on=lambda w: FACE_TRAIN_ON[w.face_ds],
     shell:

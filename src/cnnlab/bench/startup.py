@@ -62,6 +62,17 @@ def work_modules(stage_file: Path, package: str = "cnnlab.stages") -> list[str]:
     return sorted(set(names) - {"__future__"})
 
 
+def source_texts(tree: Path, name: str) -> dict[str, str]:
+    """The source of stage ``name`` and of the cnnlab modules it imports, under ``tree``."""
+    texts = {}
+    for module in [f"cnnlab.stages.{name}", *work_modules(tree / "cnnlab" / "stages" / f"{name}.py")]:
+        path = tree.joinpath(*module.split("."))
+        for file in (path.with_suffix(".py"), path / "__init__.py"):
+            if module.startswith("cnnlab") and file.is_file():
+                texts[module] = file.read_text()
+    return texts
+
+
 def parse_importtime(stderr: str) -> tuple[float, dict[str, float]]:
     """Total import seconds (top-level entries) and each top-level package's cumulative seconds
     from ``-X importtime`` output (a package appears once: where it was first imported)."""
@@ -126,8 +137,9 @@ def _heavy(cost: Cost) -> str:
     return ", ".join(f"{p} {s:.1f}" for s, p in loaded) or "none"
 
 
-def format_table(after: dict[str, Cost], before: dict[str, Cost] | None, repeats: int) -> str:
-    """Markdown section body, starting with its ``## `` title."""
+def format_table(after: dict[str, Cost], before: dict[str, Cost] | None, repeats: int,
+                 changed: set[str] = frozenset()) -> str:
+    """Markdown section body, starting with its ``## `` title; ``changed`` entries are marked."""
     cols = ["--help (s)", "work imports (s)"]
     head = [f"{c} {w}" for c in cols for w in ("before", "after")] if before else cols
     lines = [
@@ -140,6 +152,9 @@ def format_table(after: dict[str, Cost], before: dict[str, Cost] | None, repeats
         "cumulative import seconds of the big third-party packages that work import loads. "
         f"Load average at the start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
         "(other processes on these cores inflate every figure).",
+        *(["", "Before/after: **(changed)** marks the entry points whose code (the stage module or a cnnlab "
+            "module it imports) differs between the two trees; for the others the two columns run the same "
+            "code, so their difference is measurement noise."] if before else []),
         "",
         "| entry point | " + " | ".join(head) + " | heavy packages loaded (s) |",
         "|---|" + "---:|" * len(head) + "---|",
@@ -150,7 +165,8 @@ def format_table(after: dict[str, Cost], before: dict[str, Cost] | None, repeats
         cells = []
         for now, then in pairs:
             cells += ([_fmt(then)] if before else []) + [_fmt(now)]
-        lines.append(f"| `{name}` | " + " | ".join(cells) + f" | {_heavy(cost) if cost.packages else ''} |")
+        mark = " (changed)" if name in changed else ""
+        lines.append(f"| `{name}`{mark} | " + " | ".join(cells) + f" | {_heavy(cost) if cost.packages else ''} |")
     return "\n".join(lines)
 
 
@@ -169,14 +185,15 @@ def main(argv: list[str] | None = None) -> int:
 
     tree = Path(cnnlab.__file__).resolve().parents[1]
     stages = args.stages or stage_names(tree)
-    before = None
+    before, changed = None, set()
     if args.before_src:
-        print(f"before: {args.before_src}", flush=True)
-        before = measure(args.before_src.resolve(), [s for s in stages if s in stage_names(args.before_src)],
-                         args.repeats, args.before_src.resolve())
+        old = args.before_src.resolve()
+        print(f"before: {old}", flush=True)
+        before = measure(old, [s for s in stages if s in stage_names(old)], args.repeats, old)
+        changed = {s for s in stages if s in before and source_texts(old, s) != source_texts(tree, s)}
     print(f"after: {tree}", flush=True)
     after = measure(None, stages, args.repeats, tree)
-    table = format_table(after, before, args.repeats)
+    table = format_table(after, before, args.repeats, changed)
     print(table)
     command = " ".join(["python -m cnnlab.bench.startup", *(sys.argv[1:] if argv is None else argv)])
     write_section("startup", table, command=command, path=args.output)

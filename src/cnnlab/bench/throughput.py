@@ -89,6 +89,8 @@ def plain_loop(cfg, images: torch.Tensor, labels: torch.Tensor, device: torch.de
     from cnnlab.models import create_model
 
     speed = cfg.trainer.speed
+    # What lightning.Trainer(benchmark=...) sets process-wide: the same cuDNN autotuning on both sides
+    torch.backends.cudnn.benchmark = bool(cfg.trainer.get("benchmark"))
     model = create_model("resnet18", num_classes=NUM_CLASSES, in_chans=3, small_input=True).to(device)
     memory_format = torch.channels_last if speed.channels_last else torch.contiguous_format
     model.to(memory_format=memory_format).train()
@@ -206,7 +208,8 @@ def format_table(rows: list[tuple[str, float, float]], args: argparse.Namespace)
         f"`{args.precision}`, channels_last, torch.compile {'on' if args.compile else 'off'}, optimiser "
         f"`optim={args.optim}`, on {args.device}. {args.images:,} synthetic uint8 images held on the device "
         f"(`trainer.speed.data_on_device`). Both sides in one process, timed over {args.steps} steps after "
-        f"{args.warmup} warm-up steps, device synchronised at both ends. Ratio = cnnlab / plain "
+        f"{args.warmup} warm-up steps, device synchronised at both ends; the Lightning side runs without "
+        "progress bar and checkpointing. Ratio = cnnlab / plain "
         "(goal on a GPU: ≥ 0.95 with augmentation on).",
         "",
         "| GPU batch augmentation | plain PyTorch (img/s) | cnnlab train stage (img/s) | ratio |",

@@ -127,14 +127,22 @@ def enroll(args: argparse.Namespace) -> int:
 
 
 def verify(args: argparse.Namespace) -> int:
-    gallery, path = _load_gallery(args)
-    e1, e2 = embed_files(_encoder_for(args, gallery.encodings), [args.image1, args.image2])
+    from .gallery import Gallery
+
+    if args.encoder and args.tau is not None and not args.gallery:
+        ckpt, gallery = args.encoder, Gallery(tau=args.tau)   # both given: no gallery needed
+    else:
+        gallery, _ = _load_gallery(args)
+        ckpt = _encoder_for(args, gallery.encodings)
+    e1, e2 = embed_files(ckpt, [args.image1, args.image2])
     v = gallery.verify(e1, e2)
     print(f"distance {v.distance:.4f}, threshold {v.tau:.4f}: {'same person' if v.same else 'different people'}")
     return 0
 
 
 def identify(args: argparse.Namespace) -> int:
+    if args.k < 1:
+        raise FaceError(f"-k must be at least 1, got {args.k}")
     gallery, path = _load_gallery(args)
     emb = embed_files(_encoder_for(args, gallery.encodings), [args.image])[0]
     found = gallery.identify(emb, k=args.k)

@@ -27,8 +27,9 @@ def main(cfg: DictConfig) -> None:
             raise ValueError(f"{path} was encoded by another encoder than {ckpt}: run encode_faces again")
     seen = sorted(set(val.labels) & set(load_encoder(ckpt)[1].get("identities") or ()))
     if seen:
-        log.warning("the validation people %s were seen in training: their impostor pairs lie farther apart "
-                    "than new people's, so τ will accept more than %g of new impostors", seen, c.target_far)
+        log.warning("%d of the %d validation people were seen in training: their impostor pairs lie farther "
+                    "apart than new people's, so τ will accept more than %g of new impostors",
+                    len(seen), len(set(val.labels)), c.target_far)
     with tracker("calibrate", cfg, dataset=cfg.face.dataset, model=cfg.face.encoder.name) as t:
         record = calibrate(val, c.target_far) | {"calibrated_on": str(c.encodings), "seen_in_training": bool(seen)}
         for path in [c.encodings, *galleries]:
