@@ -26,7 +26,7 @@ def run_env(tmp: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: int = 600, check: bool = True):
+def run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: int = 1800, check: bool = True):
     """Run a command, returning the CompletedProcess; on unexpected failure show its output."""
     res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if check and res.returncode != 0:

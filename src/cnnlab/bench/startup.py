@@ -11,7 +11,8 @@ root:
   third-party packages it loads are listed.
 
 ``cnnlab --help`` is timed the same way. With ``--before-src DIR`` (another copy of ``src/``, e.g.
-from ``git worktree add``) every figure is also measured with ``PYTHONPATH=DIR``, side by side.
+from ``git worktree add``) every figure is also measured with ``PYTHONPATH=DIR``, side by side;
+the two trees take turns run by run, so a change in the machine's load hits both alike.
 
     python -m cnnlab.bench.startup --repeats 3 --before-src /tmp/before/src
 
@@ -97,39 +98,58 @@ def _env(src: Path | None) -> dict[str, str]:
     return env
 
 
-def wall(cmd: list[str], src: Path | None, repeats: int) -> float:
-    """Median wall time of ``cmd`` (it must succeed)."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        subprocess.run(cmd, env=_env(src), check=True, capture_output=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+CLI = "cnnlab --help"
 
 
-def import_cost(modules: list[str], src: Path | None, repeats: int) -> tuple[float, dict[str, float]]:
-    """Median total import time of ``modules`` in a fresh interpreter, and the packages of that run."""
+def _command(name: str) -> list[str]:
+    if name == CLI:
+        return [sys.executable, "-c", "import sys; from cnnlab.cli import main; sys.argv[0] = 'cnnlab'; main(['--help'])"]
+    return [sys.executable, "-m", f"cnnlab.stages.{name}", "--help"]
+
+
+def wall(cmd: list[str], src: Path | None) -> float:
+    """Wall time of one run of ``cmd`` (it must succeed)."""
+    start = time.perf_counter()
+    subprocess.run(cmd, env=_env(src), check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def import_cost(modules: list[str], src: Path | None) -> tuple[float, dict[str, float]]:
+    """Total import time of ``modules`` in a fresh interpreter, and the packages it loaded."""
     code = "; ".join(f"import {m}" for m in modules)
-    runs = []
-    for _ in range(repeats):
-        res = subprocess.run([sys.executable, "-X", "importtime", "-c", code], env=_env(src), check=True,
-                             capture_output=True, text=True)
-        runs.append(parse_importtime(res.stderr))
-    runs.sort(key=lambda r: r[0])
-    return runs[len(runs) // 2]
+    res = subprocess.run([sys.executable, "-X", "importtime", "-c", code], env=_env(src), check=True,
+                         capture_output=True, text=True)
+    return parse_importtime(res.stderr)
 
 
-def measure(src: Path | None, stages: list[str], repeats: int, tree: Path) -> dict[str, Cost]:
-    """``{entry point: Cost}`` for every stage and ``cnnlab --help`` with the sources in ``src``."""
-    costs = {}
-    for name in stages:
-        help_s = wall([sys.executable, "-m", f"cnnlab.stages.{name}", "--help"], src, repeats)
-        modules = [f"cnnlab.stages.{name}", *work_modules(tree / "cnnlab" / "stages" / f"{name}.py"), "mlflow"]
-        costs[name] = Cost(help_s, *import_cost(modules, src, repeats))
-        print(f"{name}: --help {help_s:.2f} s, work imports {costs[name].import_s:.2f} s", flush=True)
-    cli = [sys.executable, "-c", "import sys; from cnnlab.cli import main; sys.argv[0] = 'cnnlab'; main(['--help'])"]
-    costs["cnnlab --help"] = Cost(wall(cli, src, repeats))
-    return costs
+def measure(names: list[str], trees: list[tuple[Path | None, Path]], repeats: int) -> list[dict[str, Cost]]:
+    """One ``{entry point: Cost}`` (medians) per tree ``(PYTHONPATH source or None, source tree)``.
+
+    The trees take turns run by run, the order flipping every repetition, so a change in the
+    machine's load hits them alike.
+    """
+    results: list[dict[str, Cost]] = [{} for _ in trees]
+    for name in names:
+        helps: list[list[float]] = [[] for _ in trees]
+        imports: list[list[tuple[float, dict]]] = [[] for _ in trees]
+        for rep in range(repeats):
+            for i in (range(len(trees)) if rep % 2 == 0 else reversed(range(len(trees)))):
+                src, tree = trees[i]
+                if name != CLI and name not in stage_names(tree):
+                    continue
+                helps[i].append(wall(_command(name), src))
+                if name != CLI:
+                    modules = [f"cnnlab.stages.{name}", *work_modules(tree / "cnnlab" / "stages" / f"{name}.py"),
+                               "mlflow"]
+                    imports[i].append(import_cost(modules, src))
+        for i, runs in enumerate(imports):
+            if helps[i]:
+                runs.sort(key=lambda r: r[0])
+                results[i][name] = Cost(statistics.median(helps[i]), *(runs[len(runs) // 2] if runs else ()))
+        print(name + ": " + "; ".join(f"--help {r[name].help_s:.2f} s" + (f", work imports {r[name].import_s:.2f} s"
+                                      if r[name].import_s is not None else "") for r in results if name in r),
+              flush=True)
+    return results
 
 
 def _heavy(cost: Cost) -> str:
@@ -145,8 +165,9 @@ def format_table(after: dict[str, Cost], before: dict[str, Cost] | None, repeats
     lines = [
         "## Start-up cost of the stages (CPU)",
         "",
-        "Fresh interpreter per figure, from the repository root. **--help**: `python -m cnnlab.stages.<stage> "
-        f"--help`, median of {repeats} runs (Python + Hydra + the stage module's own imports). **work imports**: "
+        "A fresh interpreter per run, from the repository root; the figures are medians of "
+        f"{repeats} runs. **--help**: `python -m cnnlab.stages.<stage> --help` (Python + Hydra + the stage "
+        "module's own imports). **work imports**: "
         "importing the stage, every module its code imports (function-level ones included) and `mlflow`, "
         "from `python -X importtime` (what the stage pays before its first line of work). **heavy packages**: "
         "cumulative import seconds of the big third-party packages that work import loads. "
@@ -154,7 +175,8 @@ def format_table(after: dict[str, Cost], before: dict[str, Cost] | None, repeats
         "(other processes on these cores inflate every figure).",
         *(["", "Before/after: **(changed)** marks the entry points whose code (the stage module or a cnnlab "
             "module it imports) differs between the two trees; for the others the two columns run the same "
-            "code, so their difference is measurement noise."] if before else []),
+            "code, so their difference is measurement noise. The two trees took turns run by run."]
+          if before else []),
         "",
         "| entry point | " + " | ".join(head) + " | heavy packages loaded (s) |",
         "|---|" + "---:|" * len(head) + "---|",
@@ -185,14 +207,13 @@ def main(argv: list[str] | None = None) -> int:
 
     tree = Path(cnnlab.__file__).resolve().parents[1]
     stages = args.stages or stage_names(tree)
-    before, changed = None, set()
+    trees = [(None, tree)]
     if args.before_src:
         old = args.before_src.resolve()
-        print(f"before: {old}", flush=True)
-        before = measure(old, [s for s in stages if s in stage_names(old)], args.repeats, old)
-        changed = {s for s in stages if s in before and source_texts(old, s) != source_texts(tree, s)}
-    print(f"after: {tree}", flush=True)
-    after = measure(None, stages, args.repeats, tree)
+        trees.insert(0, (old, old))
+    costs = measure([*stages, CLI], trees, args.repeats)
+    after, before = costs[-1], (costs[0] if args.before_src else None)
+    changed = {s for s in stages if before and s in before and source_texts(trees[0][1], s) != source_texts(tree, s)}
     table = format_table(after, before, args.repeats, changed)
     print(table)
     command = " ".join(["python -m cnnlab.bench.startup", *(sys.argv[1:] if argv is None else argv)])

@@ -42,13 +42,14 @@ def _default(args: argparse.Namespace, attr: str, key: str) -> str:
         return value
     paths = config_defaults().get("paths", {})
     if key not in paths:
-        raise FaceError(f"no default for --{attr}: run from the repository root (or set CNNLAB_CONF) or pass --{attr}")
+        raise FaceError(f"no default for --{attr}: run from the repository root (or set CNNLAB_CONF), "
+                        f"or pass --{attr}")
     return paths[key]
 
 
 def _encoder_for(args: argparse.Namespace, enc) -> str:
     """The checkpoint that made ``enc``: ``--encoder``, else the path it records; checked by hash."""
-    from .encoder import checkpoint_hash
+    from .embedder import checkpoint_hash
 
     ckpt = args.encoder or enc.encoder_path or _default(args, "encoder", "encoder")
     if not Path(ckpt).is_file():
@@ -62,7 +63,7 @@ def _encoder_for(args: argparse.Namespace, enc) -> str:
 
 def embed_files(ckpt: str, paths: list[str]):
     """Embeddings [len(paths), D] of image files (any size or mode) with the encoder ``ckpt``."""
-    from .encoder import load_encoder
+    from .embedder import load_encoder
     from .encodings import embed_images, encoder_input
 
     missing = [p for p in paths if not Path(p).is_file()]
