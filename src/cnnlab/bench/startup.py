@@ -158,8 +158,10 @@ def _heavy(cost: Cost) -> str:
 
 
 def format_table(after: dict[str, Cost], before: dict[str, Cost] | None, repeats: int,
-                 changed: set[str] = frozenset()) -> str:
-    """Markdown section body, starting with its ``## `` title; ``changed`` entries are marked."""
+                 changed: set[str] = frozenset(), load: tuple[float, float] | None = None) -> str:
+    """Markdown section body, starting with its ``## `` title; ``changed`` entries are marked.
+    ``load``: the 1-minute load average at the start and at the end of the measurements."""
+    load = load or (os.getloadavg()[0],) * 2
     cols = ["--help (s)", "work imports (s)"]
     head = [f"{c} {w}" for c in cols for w in ("before", "after")] if before else cols
     lines = [
@@ -171,7 +173,7 @@ def format_table(after: dict[str, Cost], before: dict[str, Cost] | None, repeats
         "importing the stage, every module its code imports (function-level ones included) and `mlflow`, "
         "from `python -X importtime` (what the stage pays before its first line of work). **heavy packages**: "
         "cumulative import seconds of the big third-party packages that work import loads. "
-        f"Load average at the start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
+        f"Load average {load[0]:.1f} at the start and {load[1]:.1f} at the end, on {os.cpu_count()} cores "
         "(other processes on these cores inflate every figure).",
         *(["", "Before/after: **(changed)** marks the entry points whose code (the stage module or a cnnlab "
             "module it imports) differs between the two trees; for the others the two columns run the same "
@@ -211,10 +213,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.before_src:
         old = args.before_src.resolve()
         trees.insert(0, (old, old))
+    load_start = os.getloadavg()[0]
     costs = measure([*stages, CLI], trees, args.repeats)
     after, before = costs[-1], (costs[0] if args.before_src else None)
     changed = {s for s in stages if before and s in before and source_texts(trees[0][1], s) != source_texts(tree, s)}
-    table = format_table(after, before, args.repeats, changed)
+    table = format_table(after, before, args.repeats, changed, (load_start, os.getloadavg()[0]))
     print(table)
     command = " ".join(["python -m cnnlab.bench.startup", *(sys.argv[1:] if argv is None else argv)])
     write_section("startup", table, command=command, path=args.output)
