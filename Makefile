@@ -15,7 +15,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml requirements/lock.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c requirements/lock.txt -e '.[pipeline,dev]'
+	$(BIN)/python -m pip install --quiet -c requirements/lock.txt -e '.[pipeline,dev,faces]'
 	touch $@
 
 run: $(STAMP)  ## the default pipeline on the embedded data
