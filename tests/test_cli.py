@@ -86,8 +86,10 @@ def test_zoo_speed_tiny_run(tmp_path):
     assert "<!-- bench:zoo_speed -->" in text and "--models " + name in text
     row = next(line for line in text.splitlines() if line.startswith(f"| {name} |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    ours_ms, tv_ms, ratio, diff = (float(c) for c in cells[4:8])
+    ours_ms, tv_ms, ratio, paired, diff = (float(c) for c in cells[4:9])
+    # one repetition: the fastest step is the only step, so both ratios are ours / tv
     assert ours_ms > 0 and tv_ms > 0 and ratio == pytest.approx(ours_ms / tv_ms, rel=0.01, abs=1e-3)
+    assert paired == pytest.approx(ratio, abs=1e-3)
     assert diff < 1e-4  # the same weights give the same logits
 
 

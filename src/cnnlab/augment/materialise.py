@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torchvision.transforms import v2
 
-from ..data.datamodule import read_prepared
+from ..data.prepared_split import read_prepared
 from ..data.images import load_image
 
 

@@ -37,7 +37,7 @@ def _pixels(image: torch.Tensor | np.ndarray) -> np.ndarray:
 
 def prepared_images(root: str | Path, split: str = "train") -> Iterable[torch.Tensor]:
     """The uint8 CHW images of one split of a prepared folder, in manifest order."""
-    from ..data.datamodule import read_prepared  # imports lightning: not needed by the transform itself
+    from ..data.prepared_split import read_prepared
 
     root = Path(root)
     meta, rows = read_prepared(root)

@@ -13,7 +13,7 @@ import torch  # noqa: E402
 
 from torchvision.transforms import v2  # noqa: E402
 
-from ..data.datamodule import read_prepared  # noqa: E402
+from ..data.prepared_split import read_prepared  # noqa: E402
 from ..data.images import load_image  # noqa: E402
 from .materialise import to_uint8  # noqa: E402
 

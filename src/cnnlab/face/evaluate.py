@@ -15,9 +15,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..data.datamodule import read_prepared
+from ..data.prepared_split import read_prepared
 from .baselines import Eigenfaces, Fisherfaces, LBPHistograms, RawPixels, load_gray
-from .encoder import checkpoint_hash, load_encoder
+from .embedder import checkpoint_hash, load_encoder
 from .encodings import Encodings, load_encodings
 from .gallery import load_threshold
 from .metrics import evaluate_embeddings, verification_pairs

@@ -14,7 +14,7 @@ from ._app import log, stage, tracker
 
 @stage
 def main(cfg: DictConfig) -> None:
-    from ..face.encoder import checkpoint_hash, load_encoder
+    from ..face.embedder import checkpoint_hash, load_encoder
     from ..face.encodings import load_encodings
     from ..face.gallery import calibrate, save_threshold
 

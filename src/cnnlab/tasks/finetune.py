@@ -56,7 +56,8 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from torchmetrics.classification import MulticlassAccuracy
 
-from ..data.datamodule import ImageFolderDataModule, read_prepared
+from ..data.datamodule import ImageFolderDataModule
+from ..data.prepared_split import read_prepared
 from ..data.images import DataError
 from ..evaluate.classification import predict
 from ..io import atomic_path, write_json
