@@ -70,9 +70,9 @@ def _add_face_sources(p: argparse.ArgumentParser) -> None:
 
 def _add_face(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "face", help="face verification (1:1) and recognition (1:K) on precomputed encodings",
+        "face", help="face verification (1:1) and recognition (1:K) on precomputed encodings; face detection",
         description="Enroll a folder of people once; verify and identify new images against the stored "
-                    "encodings (the encoder runs only on the new images).")
+                    "encodings (the encoder runs only on the new images); detect the faces of an image.")
     actions = p.add_subparsers(dest="face_command", required=True, metavar="ACTION")
     e = actions.add_parser("enroll", help="encode a folder of people (DIR/<person>/<images>) into a gallery")
     e.add_argument("dir", help="gallery folder: one sub-folder per person, greyscale or RGB images")
@@ -90,6 +90,20 @@ def _add_face(subparsers: argparse._SubParsersAction) -> None:
     i.add_argument("-k", type=int, default=5, help="how many people to list")
     i.add_argument("--index", choices=("exact", "hnsw", "ivf"), default="exact", help="search index")
     _add_face_sources(i)
+    d = actions.add_parser("detect", help="find the faces in an image; write a copy with the boxes drawn",
+                           description="Print each face's box (x0 y0 x1 y1 pixels, right/bottom exclusive) and "
+                                       "the detector's score, largest first, and write the image with the boxes "
+                                       "drawn (small images are enlarged so that the labels stay readable). Exit "
+                                       "status 1 with 'no face found' when there is none.")
+    d.add_argument("image")
+    d.add_argument("--out", metavar="IMG", help="annotated image (default: <image stem>.faces.png beside the image; "
+                   "the format follows the suffix)")
+    d.add_argument("--detector", choices=("hog", "haar"), default="hog",
+                   help="dlib's HOG detector (default) or OpenCV's Haar cascade (needs opencv-python<5)")
+    d.add_argument("--upsample", type=int, metavar="N", help="double the image N times first to find smaller faces "
+                   "(default: 1 for hog, 0 for haar)")
+    d.add_argument("--min-size", type=int, default=0, metavar="PX", help="ignore faces narrower than this")
+    d.add_argument("--largest", action="store_true", help="only the largest face (the one alignment uses)")
     p.set_defaults(handler=_face)
 
 

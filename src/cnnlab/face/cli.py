@@ -1,4 +1,7 @@
-"""``cnnlab face enroll | verify | identify``: the face system on precomputed encodings.
+"""``cnnlab face enroll | verify | identify | detect``: the face system on precomputed encodings.
+
+``detect`` finds the faces of one image (dlib HOG or OpenCV Haar, :mod:`.detect`), prints their
+boxes and scores and writes a copy of the image with the boxes drawn.
 
 The encoder runs only on the new images (the folder being enrolled, or the probes); enrolled
 people are their stored encodings. Defaults point at the default pipeline's outputs, read from
@@ -154,7 +157,34 @@ def identify(args: argparse.Namespace) -> int:
     return 0
 
 
-ACTIONS = {"enroll": enroll, "verify": verify, "identify": identify}
+def detect(args: argparse.Namespace) -> int:
+    from ..io import atomic_path
+    from .detect import DetectorUnavailable, as_array, detect_faces, draw_boxes
+
+    image = Path(args.image)
+    if not image.is_file():
+        raise FaceError(f"image not found: {image}")
+    out = Path(args.out) if args.out else image.with_name(f"{image.stem}.faces.png")
+    pixels, _ = as_array(image)
+    try:
+        faces = detect_faces(pixels, args.detector, upsample=args.upsample, min_size=args.min_size,
+                             select="largest" if args.largest else "all", name=str(image))
+    except DetectorUnavailable as err:
+        raise FaceError(str(err)) from None
+    except ImportError as err:
+        raise FaceError(f"face detection needs dlib and OpenCV: pip install 'cnnlab[faces]' ({err})") from None
+    drawn = draw_boxes(pixels, faces)
+    with atomic_path(out) as tmp:
+        drawn.save(tmp)                         # the format follows the suffix of --out
+    print(f"{image}: {len(faces)} face{'s' if len(faces) > 1 else ''} ({args.detector} detector), largest first")
+    for rank, f in enumerate(faces, 1):
+        print(f"{rank:>3}. x0 {f.x0:<5} y0 {f.y0:<5} x1 {f.x1:<5} y1 {f.y1:<5} {f.width}x{f.height}  "
+              f"score {f.score:.3f}")
+    print(f"→ {out}")
+    return 0
+
+
+ACTIONS = {"enroll": enroll, "verify": verify, "identify": identify, "detect": detect}
 
 
 def run(args: argparse.Namespace) -> int:
