@@ -12,6 +12,7 @@ include: "workflow/rules/benchmark.smk"
 include: "workflow/rules/select.smk"
 include: "workflow/rules/finetune.smk"
 include: "workflow/rules/faces.smk"
+include: "workflow/rules/benchmark_faces.smk"
 
 
 rule all:
@@ -21,5 +22,6 @@ rule all:
         expand(rules.augment.output, dataset=config["classify"]),
         rules.select.output.json,
         expand(rules.finetune_compare.output.table, dataset=TRANSFER["target"]),
-        rules.evaluate_faces.output.metrics,
+        rules.compare_faces.output.table,
         expand(rules.benchmark.output.metrics, dataset=config["classify"], model=config["models"]),
+        rules.benchmark_faces.output.metrics,

@@ -1,7 +1,9 @@
 """The face pipeline's stages end to end on the embedded ORL faces, with tiny settings.
 
-prepare (identity split) → train_encoder → encode_faces (val, test) → calibrate → evaluate_faces,
-each through its real Hydra entry point, writing into a temporary folder and a private MLflow
+prepare (identity split) → align_faces → train_encoder → encode_faces (val, test) → calibrate →
+evaluate_faces for the from-scratch encoder; import_dlib → train_encoder (dlib fine-tuned, head)
+→ encode_faces → evaluate_faces for the transfer encoder; compare_faces over both. Each stage runs
+through its real Hydra entry point, writing into a temporary folder and a private MLflow
 store. The stages run in this process (torch, Lightning and MLflow are imported once: six
 interpreters would spend most of a minute on imports alone); the slow test runs the same chain
 as Snakemake jobs from workflow/rules/faces.smk.
@@ -30,14 +32,23 @@ def face_group() -> list[str]:
     return [] if any(isinstance(d, dict) and "face" in d for d in defaults) else ["+face=default"]
 
 
-def overrides(tmp: Path) -> list[str]:
-    """Every face output under ``tmp``; two epochs, fewer baseline candidates, one thread, no workers."""
-    prepared = tmp / "prepared" / "orl_faces_ids"
-    return [*face_group(), f"face.paths.prepared={prepared}", f"face.paths.identity_split={prepared}",
-            f"face.paths.run={tmp}/models/enc-ids", f"face.paths.encodings={tmp}/enc",
-            f"face.paths.reports={tmp}/reports", "face.train.max_epochs=2", "face.encoder.embedding_dim=32",
-            "face.evaluate.trials=3", "face.evaluate.eigen_components=[10,20]", "face.evaluate.fisher_pca=[10,20]",
-            "face.evaluate.lbp_grids=[[4,4]]", "threads=1", "num_workers=0"]
+def overrides(tmp: Path, encoder: str = "course39") -> list[str]:
+    """Every face output under ``tmp`` (per encoder: ``course39`` or the fine-tuned dlib ``dlibft``);
+    two epochs, fewer baseline candidates, one thread, no workers."""
+    aligned = tmp / "aligned" / "orl_faces_ids"
+    common = [*face_group(), f"face.paths.source={tmp}/prepared/orl_faces_ids", f"face.paths.prepared={aligned}",
+              f"face.paths.identity_split={aligned}", f"face.paths.comparison={tmp}/reports",
+              "face.evaluate.trials=3", "face.evaluate.eigen_components=[10,20]", "face.evaluate.fisher_pca=[10,20]",
+              "face.evaluate.lbp_grids=[[4,4]]", "threads=1", "num_workers=0"]
+    if encoder == "course39":
+        return [*common, "encoder=course39", f"face.paths.run={tmp}/models/enc-ids", f"face.paths.encodings={tmp}/enc",
+                f"face.paths.reports={tmp}/reports/course39", "face.train.max_epochs=2",
+                "face.encoder.embedding_dim=32"]
+    return [*common, "encoder=dlib_resnet_ft", "face.encoder.strategy=head",
+            f"face.encoder.init={tmp}/models/dlib/best.ckpt", f"face.paths.run={tmp}/models/dlibft-ids",
+            f"face.paths.encodings={tmp}/enc-dlibft", f"face.paths.reports={tmp}/reports/dlibft",
+            "face.train.max_epochs=1", "face.train.batches_per_epoch=1", "face.train.p=4", "face.train.k=3",
+            "face.evaluate.baselines=false"]
 
 
 def run_stage(name: str, *args: str) -> None:
@@ -66,11 +77,19 @@ def pipeline(tmp_path_factory) -> Path:
         run_stage("prepare", "data=orl_faces_ids", f"paths.raw={REPO}/data/raw",
                   f"paths.prepared={tmp}/prepared/orl_faces_ids")
         ov = overrides(tmp)
+        run_stage("align_faces", *ov)
         run_stage("train_encoder", *ov)
         for split in ("val", "test"):
-            run_stage("encode_faces", *ov, f"gallery.root={tmp}/prepared/orl_faces_ids/{split}")
+            run_stage("encode_faces", *ov, f"gallery.root={tmp}/aligned/orl_faces_ids/{split}")
         run_stage("calibrate", *ov)
         run_stage("evaluate_faces", *ov)
+        run_stage("import_dlib", *ov, "encoder=dlib_resnet", f"face.paths.run={tmp}/models/dlib")
+        ft = overrides(tmp, "dlibft")
+        run_stage("train_encoder", *ft)
+        for split in ("val", "test"):
+            run_stage("encode_faces", *ft, f"gallery.root={tmp}/aligned/orl_faces_ids/{split}")
+        run_stage("evaluate_faces", *ft)
+        run_stage("compare_faces", *ov, "~face.compare.encoders", "+face.compare.encoders={course39:scratch,dlibft:finetune}")
     finally:
         os.chdir(saved_cwd)
         os.environ.clear()
@@ -81,7 +100,7 @@ def pipeline(tmp_path_factory) -> Path:
 
 def test_encoder_trains_on_training_people_only(pipeline):
     metrics = json.loads((pipeline / "models/enc-ids/metrics.json").read_text())
-    ids = json.loads((pipeline / "prepared/orl_faces_ids/dataset.json").read_text())["classes_per_split"]
+    ids = json.loads((pipeline / "aligned/orl_faces_ids/dataset.json").read_text())["classes_per_split"]
     assert metrics["train_identities"] == ids["train"] and len(ids["train"]) == 12
     assert metrics["epochs"] == 2 and metrics["best_epoch"] in (0, 1)
     assert 0.25 <= metrics["best_val_rank1"] <= 1.0 and 0.0 <= metrics["best_val_eer"] <= 0.5
@@ -93,7 +112,7 @@ def test_encodings_are_named_after_the_split_and_hold_its_people(pipeline):
     from cnnlab.face.encoder import checkpoint_hash
     from cnnlab.face.encodings import load_encodings
 
-    ids = json.loads((pipeline / "prepared/orl_faces_ids/dataset.json").read_text())["classes_per_split"]
+    ids = json.loads((pipeline / "aligned/orl_faces_ids/dataset.json").read_text())["classes_per_split"]
     for split in ("val", "test"):
         enc = load_encodings(pipeline / "enc" / f"orl_faces_ids-{split}.npz")
         assert sorted(set(enc.labels)) == ids[split] and len(enc) == 40 and enc.dim == 32
@@ -116,9 +135,9 @@ def test_calibration_meets_its_target_far_on_the_validation_pairs(pipeline):
 
 
 def test_report_compares_the_encoder_with_every_baseline_on_the_test_people(pipeline):
-    metrics = json.loads((pipeline / "reports/metrics.json").read_text())
+    metrics = json.loads((pipeline / "reports/course39/metrics.json").read_text())
     assert metrics["split"]["test"] == json.loads(
-        (pipeline / "prepared/orl_faces_ids/dataset.json").read_text())["classes_per_split"]["test"]
+        (pipeline / "aligned/orl_faces_ids/dataset.json").read_text())["classes_per_split"]["test"]
     assert set(metrics["baselines"]) == {"raw_pixels", "eigenfaces", "fisherfaces", "lbp"}
     for m in [metrics["encoder"], *metrics["baselines"].values()]:
         t = m["test"]
@@ -127,10 +146,11 @@ def test_report_compares_the_encoder_with_every_baseline_on_the_test_people(pipe
         assert (t["n_genuine"], t["n_impostor"]) == (180, 600)
     assert metrics["baselines"]["fisherfaces"]["params"]["n_pca"] in (10, 20)
     assert metrics["calibration"]["tau"] > 0 and 0.0 <= metrics["calibration"]["test_far"] <= 1.0
-    report = (pipeline / "reports/report.md").read_text()
+    assert m["test"]["ms_per_face"] > 0 and metrics["encoder"]["test"]["ms_per_face"] > 0
+    report = (pipeline / "reports/course39/report.md").read_text()
     assert report.count("\n| ") == 6 and "Fisherfaces" in report and "s12" in report   # header + 5 methods
     for png in ("roc.png", "distances.png"):
-        with Image.open(pipeline / "reports" / png) as img:
+        with Image.open(pipeline / "reports/course39" / png) as img:
             assert img.width >= 600 and img.height >= 400
 
 
@@ -140,8 +160,13 @@ def test_every_stage_is_an_mlflow_run(pipeline):
     client = MlflowClient(tracking_uri=f"sqlite:///{pipeline / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("cnnlab").experiment_id])
     stages = sorted(r.data.tags["stage"] for r in runs)
-    assert stages == ["calibrate", "encode_faces", "encode_faces", "evaluate_faces", "prepare", "train_encoder"]
-    by = {r.data.tags["stage"]: r for r in runs}
+    assert stages == ["align_faces", "calibrate", "compare_faces", *["encode_faces"] * 4, *["evaluate_faces"] * 2,
+                      "import_dlib", "prepare", "train_encoder", "train_encoder"]
+    by = {r.data.tags["stage"]: r for r in sorted(runs, key=lambda r: r.info.start_time, reverse=True)}
+    by["train_encoder"] = next(r for r in runs if r.data.tags["stage"] == "train_encoder"
+                               and r.data.tags["model"] == "course39")
+    by["evaluate_faces"] = next(r for r in runs if r.data.tags["stage"] == "evaluate_faces"
+                                and r.data.tags["model"] == "course39")
     assert all(r.info.status == "FINISHED" for r in runs)
     assert by["train_encoder"].data.tags["dataset"] == "orl_faces_ids"
     assert len(client.get_metric_history(by["train_encoder"].info.run_id, "val_eer")) == 2
@@ -177,15 +202,58 @@ def test_snakemake_runs_the_face_rules(tmp_path):
     if face_group():                                     # face.* overrides reach every stage: list the group
         config.write_text(config.read_text().replace("  - debug: null\n", "  - face: default\n  - debug: null\n"))
     cmd = [str(BIN / "snakemake"), "--cores", "2", "--config", "overrides=debug=tiny face.train.max_epochs=2",
-           "--", "reports/faces/metrics.json"]
+           "--", "reports/faces/comparison.md"]
     env = run_env(tmp_path)
     run(cmd, repo, env)
-    metrics = json.loads((repo / "reports/faces/metrics.json").read_text())
-    assert 0.25 <= metrics["encoder"]["test"]["rank1"] <= 1.0
-    for path in ("logs/train_encoder-ids.log", "logs/bench/evaluate_faces.tsv",
-                 "data/encodings/orl_faces_ids-test.threshold.json"):
+    comparison = json.loads((repo / "reports/faces/comparison.json").read_text())
+    encoders = yaml.safe_load((REPO / "conf/face/default.yaml").read_text())["face"]["compare"]["encoders"]
+    assert [r["method"] for r in comparison["rows"][4:]] == list(encoders)
+    for path in ("logs/train_encoder-course39-ids.log", "logs/bench/evaluate_faces-course39.tsv",
+                 "data/encodings/dlib_resnet/orl_faces_ids-test.threshold.json", "data/aligned/orl_faces_ids/alignment.json"):
         assert (repo / path).is_file(), path
-    encoder = yaml.safe_load((REPO / "conf/face/default.yaml").read_text())["face"]["encoder"]["name"]
-    assert json.loads((repo / f"models/faces/{encoder}-ids/metrics.json").read_text())["epochs"] == 2
+    assert json.loads((repo / "models/faces/course39-ids/metrics.json").read_text())["epochs"] == 2
     again = run(cmd, repo, env)
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_alignment_finds_every_face_and_keeps_the_split(pipeline):
+    report = json.loads((pipeline / "aligned/orl_faces_ids/alignment.json").read_text())
+    assert report["images"] == 200 and report["detection_rate"] >= 0.95
+    assert report["ms_per_face"]["detection"] > 0 and report["ms_per_face"]["alignment"] > 0
+    src = json.loads((pipeline / "prepared/orl_faces_ids/dataset.json").read_text())
+    dst = json.loads((pipeline / "aligned/orl_faces_ids/dataset.json").read_text())
+    assert dst["classes_per_split"] == src["classes_per_split"] and dst["channels"] == 3
+    with Image.open(next((pipeline / "aligned/orl_faces_ids/test").glob("*/*.png"))) as img:
+        assert img.size == (150, 150) and img.mode == "RGB"
+
+
+def test_dlib_transfer_starts_from_the_imported_weights(pipeline):
+    from cnnlab.face.dlib_resnet import load_dlib_resnet
+    from cnnlab.face.embedder import load_encoder
+
+    imported, hp = load_encoder(pipeline / "models/dlib/best.ckpt")
+    assert hp["arch"] == "dlib_face_resnet" and hp["identities"] == []
+    reference = load_dlib_resnet()
+    x = torch.rand(2, 3, 150, 150) * 255
+    mean = torch.tensor(hp["normalization"]["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(hp["normalization"]["std"]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        assert torch.allclose(imported((x / 255 - mean) / std), reference.embed(x), atol=1e-5)
+    tuned, _ = load_encoder(pipeline / "models/dlibft-ids/best.ckpt")
+    before, after = imported.state_dict(), tuned.state_dict()
+    changed = sorted(k for k in before if not torch.equal(before[k], after[k]))
+    assert changed == ["net.fc.weight"]          # strategy=head: only the embedding layer trains
+    metrics = json.loads((pipeline / "models/dlibft-ids/metrics.json").read_text())
+    assert metrics["trainable_params"] == 256 * 128 and metrics["init"].endswith("models/dlib/best.ckpt")
+
+
+def test_comparison_table_has_baselines_and_both_encoders(pipeline):
+    result = json.loads((pipeline / "reports/comparison.json").read_text())
+    methods = [r["method"] for r in result["rows"]]
+    assert set(methods[:4]) == {"raw pixels", "Eigenfaces (PCA)", "Fisherfaces (PCA+LDA)", "LBP histograms"}
+    assert methods[4:] == ["course39", "dlib_resnet_ft_head"]  # names of the encoders, not of their folders
+    dlib = result["rows"][-1]
+    assert dlib["group"] == "dlib imported + fine-tuned" and dlib["rank1"] >= 0.9 and dlib["eer"] <= 0.1
+    assert all(r["ms_per_face"] > 0 for r in result["rows"])
+    table = (pipeline / "reports/comparison.md").read_text()
+    assert table.count("\n| ") == 7 and "detection" in table

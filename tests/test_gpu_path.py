@@ -213,6 +213,32 @@ def test_unknown_speed_option_is_refused(hydra_cfg):
         speed_options(hydra_cfg("trainer=gpu", "+trainer.speed.fast=true"))
 
 
+@pytest.mark.parametrize("trainer", ["gpu", "ddp"])
+def test_face_encoder_trainer_takes_the_trainer_config_path(hydra_cfg, caplog, trainer):
+    import lightning as L
+    from hydra.utils import instantiate
+
+    from cnnlab.face.train import trainer_kwargs
+
+    with caplog.at_level("WARNING", logger="cnnlab.face.train"):
+        kwargs = trainer_kwargs(hydra_cfg(f"trainer={trainer}", "face.train.max_epochs=3"))
+    assert "speed" not in kwargs and kwargs["accelerator"] == "gpu" and kwargs["precision"] == "bf16-mixed"
+    assert kwargs["max_epochs"] == 3 and kwargs["use_distributed_sampler"] is False
+    assert kwargs.get("strategy", "auto") == ("ddp" if trainer == "ddp" else "auto")
+    assert "data_on_device" in caplog.text  # the dropped options are named, not silently lost
+    kwargs.update(accelerator="cpu", devices=1)  # no GPU here: Lightning still has to accept the rest
+    assert isinstance(instantiate(kwargs, logger=False), L.Trainer)
+
+
+def test_finetune_trainer_takes_the_trainer_config_path(hydra_cfg, tmp_path):
+    from cnnlab.tasks.finetune import _trainer
+
+    trainer, _ = _trainer(hydra_cfg("trainer=gpu", "trainer.accelerator=cpu"), tmp_path, [])
+    assert trainer.precision == "bf16-mixed" and trainer.max_epochs == 30
+    with pytest.raises(ValueError, match="one device"):
+        _trainer(hydra_cfg("trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"), tmp_path, [])
+
+
 def test_fit_with_trainer_gpu_options_on_cpu(tmp_path, hydra_cfg, rgb_folder):
     from cnnlab.tasks.classifier import load_checkpoint
     from cnnlab.tasks.fit import build, fit

@@ -11,6 +11,7 @@ from conftest import BIN, run, run_env
 # Tiny versions of the default pipeline: every stage type, fewer jobs.
 SNAKEMAKE_TINY = """overrides: debug=tiny
 seeds: [0, 1]
+face_seeds: [0, 1]
 transfer: {source: digits_0to4, target: digits_5to9, model: lenet5, seed: 0, strategies: [scratch, full], shots: [5]}
 """
 DVC_TINY = SNAKEMAKE_TINY.replace("[0, 1]", "[0]").replace("[scratch, full]", "[head]")
@@ -22,7 +23,7 @@ def _assert_outputs(root: Path) -> None:
     for p in ("data/prepared/digits/manifest.csv", "data/prepared/orl_faces/dataset.json",
               "data/prepared/orl_faces_ids/dataset.json", RUN / "best.ckpt", RUN / "last.ckpt",
               EVAL / "metrics.json", EVAL / "predictions.csv", EVAL / "confusion.png",
-              "reports/benchmark/digits/lenet5/table.md",
+              "reports/benchmark/digits/lenet5/table.md", "reports/benchmark/orl_faces_ids/metrics.json",
               "reports/selection/selection.json", "reports/finetune/digits_5to9/table.md",
               "data/augmented/digits/preview.png", "reports/faces/metrics.json", "reports/faces/roc.png"):
         assert (root / p).is_file(), p

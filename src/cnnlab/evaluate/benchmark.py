@@ -298,10 +298,17 @@ def face_crop_grid(embed_fn: Callable[[torch.Tensor], torch.Tensor], images: tor
         def fn(x, crops=crops):
             return multicrop_embed(embed_fn, x, crops, size)
 
-        with torch.inference_mode():
-            emb = torch.cat([fn(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
+        emb = crop_embeddings(embed_fn, images, crops, size, batch_size)
         metrics |= {f"{name}.{k}": float(v) for k, v in score_fn(emb, labels).items()}
         metrics |= {f"n_crops.{name}": len(crops), f"{name}.latency_ms": latency_ms(fn, batch, repeats),
                     f"{name}.memory_mib": (model_bytes(embed_fn) + peak_memory_bytes(fn, batch)) / MIB}
     add_multipliers(metrics, base="centre")
     return metrics
+
+
+@torch.inference_mode()
+def crop_embeddings(embed_fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
+                    crops: Sequence[Crop], size: Sequence[int], batch_size: int = 32) -> torch.Tensor:
+    """:func:`~cnnlab.evaluate.multicrop.multicrop_embed` of ``images`` in batches: ``[N, D]`` unit vectors."""
+    return torch.cat([multicrop_embed(embed_fn, images[i:i + batch_size], crops, size)
+                      for i in range(0, len(images), batch_size)])

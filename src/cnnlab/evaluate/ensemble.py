@@ -59,23 +59,26 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
-def check_compatible(hparams: Sequence[dict[str, Any]], paths: Sequence[str | Path]) -> None:
-    """Check that checkpoints agree on classes, input size, channels and normalisation.
+def check_compatible(hparams: Sequence[dict[str, Any]], paths: Sequence[str | Path],
+                     keys: Sequence[str] = COMPATIBLE_KEYS, what: str = "ensemble members") -> None:
+    """Check that checkpoints agree on ``keys`` (default: classes, input size, channels, normalisation).
 
     Args:
         hparams: each checkpoint's hyper-parameters (from ``load_checkpoint``).
         paths: the checkpoint files, in the same order (named in the error).
+        keys: the hyper-parameters that must agree.
+        what: what the checkpoints are, for the message.
 
     Raises:
         ValueError: naming every disagreeing key and the two checkpoint files with their values.
     """
     problems = []
-    for key in COMPATIBLE_KEYS:
+    for key in keys:
         for path, hp in zip(paths[1:], hparams[1:]):
             if not _same(hparams[0].get(key), hp.get(key)):
                 problems.append(f"{key}: {paths[0]} has {hparams[0].get(key)!r}, {path} has {hp.get(key)!r}")
     if problems:
-        raise ValueError("ensemble members disagree on " + "; ".join(problems))
+        raise ValueError(f"{what} disagree on " + "; ".join(problems))
 
 
 def load_ensemble(paths: Sequence[str | Path]) -> tuple[Ensemble, dict[str, Any]]:

@@ -27,12 +27,16 @@ class FaceDataModule(ImageFolderDataModule):
         train_transform: augmentation applied to uint8 training tensors.
         seed: seed of the P×K sampler.
         batches_per_epoch: training batches per epoch (default: about one pass over the images).
+        normalization: ``{"mean", "std"}`` to use instead of the training split's statistics
+            (a pretrained encoder's, when fine-tuning it).
     """
 
     def __init__(self, root: str | Path, image_size: tuple[int, int], p: int = 6, k: int = 4, batch_size: int = 64,
                  num_workers: int = 0, train_transform: Callable | None = None, seed: int = 0,
-                 batches_per_epoch: int | None = None):
+                 batches_per_epoch: int | None = None, normalization: dict[str, list[float]] | None = None):
         super().__init__(root, image_size, batch_size, num_workers, train_transform)
+        if normalization is not None:
+            self.meta = {**self.meta, "mean": list(normalization["mean"]), "std": list(normalization["std"])}
         self.p, self.k, self.seed, self.batches_per_epoch = p, k, seed, batches_per_epoch
 
     @property

@@ -37,7 +37,69 @@ class Embedder(nn.Module):
         return F.normalize(self.proj(feats), dim=1)
 
 
-def load_encoder(path: str | Path) -> tuple[Embedder, dict[str, Any]]:
+DLIB_ARCH = "dlib_face_resnet"
+"""``arch`` of dlib's pretrained face ResNet (:mod:`cnnlab.face.dlib_resnet`) in face-encoder checkpoints."""
+
+
+class DlibEmbedder(nn.Module):
+    """dlib's face ResNet behind the embedder contract: normalised input → unit 128-d vector.
+
+    Input: RGB ``(N, 3, 150, 150)`` normalised with :data:`cnnlab.face.dlib_resnet.NORMALIZATION`
+    (what the encoding pipeline does with the checkpoint's ``normalization``). Its ``fc`` layer is
+    dlib's ``fc_no_bias`` (256 → 128); parameter names are those of
+    :class:`~cnnlab.face.dlib_resnet.DlibFaceResNet` under ``net.`` (``net.level0...``, ``net.fc.weight``).
+    """
+
+    def __init__(self):
+        super().__init__()
+        from .dlib_resnet import DlibFaceResNet
+
+        self.net = DlibFaceResNet()
+        self.embedding_dim = 128
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.net.fc(self.net.forward_normalized(x)), dim=1)
+
+
+def build_embedder(hp: dict[str, Any]) -> nn.Module:
+    """The embedder a face-encoder checkpoint's hyper-parameters describe (random weights).
+
+    ``arch == "dlib_face_resnet"`` gives a :class:`DlibEmbedder`; any other registry name an
+    :class:`Embedder` over that backbone.
+    """
+    if hp["arch"] == DLIB_ARCH:
+        if hp.get("embedding_dim", 128) != 128 or hp.get("in_chans", 3) != 3:
+            raise ValueError(f"{DLIB_ARCH} embeds RGB images into 128 dimensions; got embedding_dim="
+                             f"{hp.get('embedding_dim')}, in_chans={hp.get('in_chans')}")
+        return DlibEmbedder()
+    return Embedder(hp["arch"], hp["embedding_dim"], hp["in_chans"], hp.get("model_kwargs"))
+
+
+def pretrained_dlib_checkpoint(out: str | Path, dat: str | Path | None = None) -> Path:
+    """Import dlib's face ResNet into a face-encoder checkpoint that every face stage can use.
+
+    The checkpoint has the layout of :class:`~cnnlab.face.encoder.FaceEncoderModule`'s (``hyper_parameters``
+    and ``state_dict`` under ``embedder.``), so ``encode_faces``, ``cnnlab face`` and ``evaluate_faces``
+    take it unchanged, and ``train_encoder`` can start from it (``face.encoder.init``).
+
+    Args:
+        out: checkpoint to write (atomically).
+        dat: dlib's ``.dat``; None: the one installed with ``face_recognition_models``.
+    """
+    from ..io import atomic_path
+    from .dlib_resnet import INPUT_SIZE, NORMALIZATION, model_path, read_dlib_dat
+
+    dat = Path(dat) if dat is not None else model_path()
+    state = {f"embedder.net.{k}": v for k, v in read_dlib_dat(dat).items()}
+    hp = {"arch": DLIB_ARCH, "in_chans": 3, "input_size": [INPUT_SIZE, INPUT_SIZE], "normalization": NORMALIZATION,
+          "model_kwargs": {}, "embedding_dim": 128, "objective": "triplet", "identities": [],
+          "source": f"dlib:{dat.name}"}
+    with atomic_path(out) as tmp:
+        torch.save({"hyper_parameters": hp, "state_dict": state, "epoch": 0}, tmp)
+    return Path(out)
+
+
+def load_encoder(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the embedder of a :class:`FaceEncoderModule` checkpoint (``weights_only=True``).
 
     Returns:
@@ -58,7 +120,7 @@ def load_encoder(path: str | Path) -> tuple[Embedder, dict[str, Any]]:
     hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
     if not hp or "embedding_dim" not in hp or "arch" not in hp or "state_dict" not in ckpt:
         raise ValueError(f"{path}: not a cnnlab face-encoder checkpoint (no hyper_parameters.embedding_dim)")
-    embedder = Embedder(hp["arch"], hp["embedding_dim"], hp["in_chans"], hp.get("model_kwargs"))
+    embedder = build_embedder(hp)
     state = {k.removeprefix("embedder."): v for k, v in ckpt["state_dict"].items() if k.startswith("embedder.")}
     embedder.load_state_dict(state)
     return embedder.eval(), dict(hp)

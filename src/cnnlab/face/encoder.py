@@ -9,12 +9,42 @@ import numpy as np
 import torch
 from hydra.utils import instantiate
 
-from .embedder import Embedder, checkpoint_hash, load_encoder  # noqa: F401  (re-exported: the encoder's API)
+from .embedder import DLIB_ARCH, Embedder, build_embedder, checkpoint_hash, load_encoder  # noqa: F401  (re-exported)
 from .losses import MINERS, SiameseHead, TripletLoss, binary_pair_loss
 from .metrics import one_shot_rank1, verification_metrics, verification_pairs
 
 
 OBJECTIVES = ("triplet", "binary")
+STRATEGIES = ("full", "head", "partial")
+
+
+def set_trainable(embedder: torch.nn.Module, strategy: str, n_blocks: int = 1) -> list[str]:
+    """Freeze the embedder for a transfer-learning strategy; returns the trainable parameter names.
+
+    ``full``: everything trains. ``head``: only the embedding layer (``proj``, or dlib's ``fc``).
+    ``partial``: the embedding layer and the last ``n_blocks`` blocks of the trunk (dlib: its last
+    ``n_blocks`` levels, see :meth:`~cnnlab.face.dlib_resnet.DlibFaceResNet.set_finetune`; other
+    backbones: :func:`cnnlab.tasks.finetune.trunk_blocks`).
+
+    Raises:
+        ValueError: unknown strategy.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"face.encoder.strategy must be one of {STRATEGIES}, got {strategy!r}")
+    if hasattr(embedder, "net"):  # DlibEmbedder
+        embedder.net.set_finetune(strategy, n_blocks)
+    else:
+        for p in embedder.parameters():
+            p.requires_grad_(strategy == "full")
+        if strategy != "full":
+            for p in embedder.proj.parameters():
+                p.requires_grad_(True)
+        if strategy == "partial":
+            from ..tasks.finetune import set_trainable as set_blocks, trunk_blocks
+
+            blocks = trunk_blocks(embedder.backbone)
+            set_blocks(blocks, n_blocks)
+    return [n for n, p in embedder.named_parameters() if p.requires_grad]
 
 
 class FaceEncoderModule(L.LightningModule):
@@ -40,20 +70,33 @@ class FaceEncoderModule(L.LightningModule):
         identities: names of the training identities (provenance: who the encoder has seen).
         optim: Hydra config (dict) of the optimiser, with ``_partial_: true``.
         scheduler: Hydra config (dict) of an LR scheduler factory, or None.
+        init: a face-encoder checkpoint to start from (transfer learning; same ``arch``), or None
+            for random initialisation.
+        strategy: which parameters train (:func:`set_trainable`): ``full``, ``head`` or ``partial``.
+        n_blocks: trunk blocks (dlib: levels) that train under ``partial``.
     """
 
     def __init__(self, arch: str, in_chans: int, input_size: list[int], normalization: dict[str, list[float]],
                  model_kwargs: dict[str, Any] | None = None, embedding_dim: int = 128, objective: str = "triplet",
                  miner: str = "semi_hard", margin: float = 0.2, pair_head: str = "abs",
                  identities: list[str] | None = None, optim: dict[str, Any] | None = None,
-                 scheduler: dict[str, Any] | None = None):
+                 scheduler: dict[str, Any] | None = None, init: str | None = None, strategy: str = "full",
+                 n_blocks: int = 1):
         super().__init__()
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
         if miner not in MINERS:
             raise ValueError(f"miner must be one of {sorted(MINERS)}, got {miner!r}")
         self.save_hyperparameters()
-        self.embedder = Embedder(arch, embedding_dim, in_chans, model_kwargs)
+        self.embedder = build_embedder({"arch": arch, "embedding_dim": embedding_dim, "in_chans": in_chans,
+                                        "model_kwargs": model_kwargs})
+        if init:
+            source, hp = load_encoder(init)
+            if hp["arch"] != arch or hp["embedding_dim"] != embedding_dim:
+                raise ValueError(f"face.encoder.init={init}: a {hp['arch']} encoder of {hp['embedding_dim']} "
+                                 f"dimensions cannot initialise {arch} with {embedding_dim}")
+            self.embedder.load_state_dict(source.state_dict())
+        self.trainable = set_trainable(self.embedder, strategy, n_blocks)
         self.triplet = TripletLoss(margin, miner)
         self.pair_head = SiameseHead(embedding_dim, pair_head) if objective == "binary" else None
         self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -84,9 +127,9 @@ class FaceEncoderModule(L.LightningModule):
         emb = torch.cat([e for e, _ in self._val])
         labels = torch.cat([y for _, y in self._val])
         self._val = []
-        # Under DDP every rank scores the whole split, so the logged values agree across ranks.
-        emb = self.all_gather(emb).reshape(-1, emb.shape[-1])
-        labels = self.all_gather(labels).reshape(-1)
+        # Under DDP the validation loader is not sharded (use_distributed_sampler=False, see
+        # cnnlab.face.train.trainer_kwargs): every rank scores the whole split, so the logged values
+        # agree across ranks without a gather, which would repeat every image once per rank.
         for key, value in self.embedding_metrics(emb, labels).items():
             self.log(f"val/{key}", value, prog_bar=key in ("rank1", "eer"))
 
@@ -108,7 +151,7 @@ class FaceEncoderModule(L.LightningModule):
 
     def configure_optimizers(self):
         cfg = self.hparams.optim or {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3}
-        optimizer = instantiate(cfg)(self.parameters())
+        optimizer = instantiate(cfg)([p for p in self.parameters() if p.requires_grad])
         if not self.hparams.scheduler:
             return optimizer
         scheduler = instantiate(self.hparams.scheduler)(optimizer)

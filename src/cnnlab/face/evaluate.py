@@ -9,16 +9,18 @@ looked at once, here.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import torch
 
 from ..data.prepared_split import read_prepared
 from .baselines import Eigenfaces, Fisherfaces, LBPHistograms, RawPixels, load_gray
 from .embedder import checkpoint_hash, load_encoder
-from .encodings import Encodings, load_encodings
+from .encodings import Encodings, embed_images, encoder_input, load_encodings
 from .gallery import load_threshold
 from .metrics import evaluate_embeddings, verification_pairs
 from .report import write_report
@@ -106,10 +108,13 @@ def evaluate_baselines(splits: dict[str, SplitImages], ecfg: dict[str, Any]) -> 
             if best is None or _selection_key(val) < _selection_key(best[1]):
                 best = (params, val, method)
         params, val, method = best
+        start = time.perf_counter()
         test_emb = method.embed(imgs["test"])
+        ms = 1e3 * (time.perf_counter() - start) / len(test_emb)   # images already decoded and resized
         dist, same = verification_pairs(test_emb, splits["test"].labels)
         results.append(MethodResult(name, params | ({"image_size": list(size)} if name != "lbp" else {}),
-                                    val, _score(test_emb, splits["test"].labels, ecfg), dist, same))
+                                    val, _score(test_emb, splits["test"].labels, ecfg) | {"ms_per_face": ms},
+                                    dist, same))
     return results
 
 
@@ -120,6 +125,19 @@ def evaluate_encoder(test: Encodings, val: Encodings | None, ecfg: dict[str, Any
     dist, same = verification_pairs(test.embeddings, labels)
     val_metrics = _score(val.embeddings, np.asarray(val.labels), ecfg) if val is not None else {}
     return MethodResult("encoder", params, val_metrics, _score(test.embeddings, labels, ecfg), dist, same)
+
+
+def encoding_ms_per_face(embedder: torch.nn.Module, hp: dict[str, Any], paths: Sequence[Path],
+                         batch_size: int = 32) -> float:
+    """CPU milliseconds per face to encode aligned image files (decode, resize, normalise, forward),
+    in batches of ``batch_size``, with the torch threads the process has; the best of two passes."""
+    mode, size, norm = encoder_input(hp)
+    best = float("inf")
+    for _ in range(2):
+        start = time.perf_counter()
+        embed_images(embedder, paths, mode, size, norm, batch_size)
+        best = min(best, time.perf_counter() - start)
+    return 1e3 * best / len(paths)
 
 
 def check_unseen(encoder_identities: Sequence[str] | None, test_people: Sequence[str]) -> None:
@@ -166,11 +184,14 @@ def run_evaluation(test_encodings: str | Path, val_encodings: str | Path, encode
         if sorted(set(enc.labels)) != sorted(set(splits[split].labels)):
             raise ValueError(f"the {split} encodings hold people {sorted(set(enc.labels))}, but the {split} "
                              f"people of {prepared} are {sorted(set(splits[split].labels))}")
-    _, hp = load_encoder(encoder_ckpt)
+    embedder, hp = load_encoder(encoder_ckpt)
     check_unseen(hp.get("identities"), test.labels)
     encoder = evaluate_encoder(test, val, ecfg, {"arch": hp["arch"], "input_size": list(hp["input_size"]),
                                                  "embedding_dim": hp["embedding_dim"]})
-    results = [encoder, *evaluate_baselines(splits, ecfg)]
+    encoder.test["ms_per_face"] = encoding_ms_per_face(embedder, hp, splits["test"].paths)
+    # baselines do not depend on the encoder: face.evaluate.baselines=false skips them (compare_faces
+    # takes them from another encoder's report of the same split)
+    results = [encoder, *(evaluate_baselines(splits, ecfg) if ecfg.get("baselines", True) else [])]
     calibration = load_threshold(test_encodings, test.encoder_hash)
     if calibration:
         calibration = calibration | {f"test_{k}": v for k, v in at_threshold(encoder, calibration["tau"]).items()}

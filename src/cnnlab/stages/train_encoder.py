@@ -17,9 +17,15 @@ from ._app import log, stage, tracker
 def main(cfg: DictConfig) -> None:
     from ..face.train import fit_encoder
     from ..tasks.callbacks import MLflowMetrics
+    from ..tasks.fit import is_launch_rank_zero
 
+    if not is_launch_rank_zero():
+        # A DDP worker (trainer=ddp): it trains on its own P×K batches; rank 0 publishes and records the run.
+        fit_encoder(cfg)
+        return
     f = cfg.face
-    with tracker("train_encoder", cfg, dataset=f.dataset, model=f.encoder.name, train_on=f.train_on) as t:
+    with tracker("train_encoder", cfg, dataset=f.dataset, model=f.encoder.name, train_on=f.train_on,
+                 seed=cfg.seed) as t:
         metrics = fit_encoder(cfg, callbacks=[MLflowMetrics(t)])
         log.info("trained face encoder %s: %s", f.paths.run, metrics)
         t.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})

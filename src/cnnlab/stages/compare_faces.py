@@ -1,0 +1,40 @@
+"""Stage ``compare_faces``: every encoder's ``evaluate_faces`` report → ``reports/faces/comparison.{md,json}``.
+
+``face.compare.encoders`` lists ``name: kind`` pairs (kind: scratch | pretrained | finetune); the
+reports are read from ``reports/faces/<name>/metrics.json``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from ._app import log, stage, tracker
+
+
+@stage
+def main(cfg: DictConfig) -> None:
+    from ..face.compare import compare, write_comparison
+
+    f = cfg.face
+    root = Path(f.paths.comparison)
+    encoders = dict(f.compare.encoders)
+    reports = [root / name / "metrics.json" for name in encoders]
+    missing = [str(p) for p in reports if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"face.compare.encoders: no evaluate_faces report at {missing} "
+                                f"(run evaluate_faces with encoder=<name> first)")
+    alignment = Path(f.paths.identity_split) / "alignment.json"
+    with tracker("compare_faces", cfg, dataset=Path(f.paths.identity_split).name) as t:
+        result = compare(reports, list(encoders.values()), alignment if alignment.is_file() else None)
+        md, js = write_comparison(root, result)
+        for r in result["rows"]:
+            log.info("%-28s %-24s rank-1 %.3f  EER %.3f", r["group"], r["method"], r["rank1"], r["eer"])
+        t.log_metrics({f"{r['key']}_{k}": r[k] for r in result["rows"] for k in ("rank1", "eer")})
+        t.log_artifact(md, "faces")
+        t.log_artifact(js, "faces")
+
+
+if __name__ == "__main__":
+    main()
