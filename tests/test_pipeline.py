@@ -25,7 +25,7 @@ def _assert_outputs(root: Path) -> None:
               EVAL / "metrics.json", EVAL / "predictions.csv", EVAL / "confusion.png",
               "reports/benchmark/digits/lenet5/table.md", "reports/benchmark/orl_faces_ids/metrics.json",
               "reports/selection/selection.json", "reports/finetune/digits_5to9/table.md",
-              "data/augmented/digits/preview.png", "reports/faces/metrics.json", "reports/faces/roc.png"):
+              "data/augmented/digits/preview.png", "reports/faces/comparison.md", "reports/faces/course39/roc.png"):
         assert (root / p).is_file(), p
     metrics = json.loads((root / EVAL / "metrics.json").read_text())
     assert metrics["n"] > 0 and 0.0 <= metrics["accuracy"] <= 1.0

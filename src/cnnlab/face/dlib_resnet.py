@@ -53,7 +53,6 @@ strategies ``"head"`` (only ``fc``), ``"partial"`` (the last ``n_levels`` levels
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -88,28 +87,16 @@ _LEVELS = (("level4", 32, 3, False), ("level3", 64, 4, True), ("level2", 128, 3,
 
 
 def model_path(name: str = MODEL_FILE) -> Path:
-    """Path of a model file shipped in the ``face_recognition_models`` package.
+    """Path of a model file shipped in ``face_recognition_models`` (default: the face ResNet).
 
-    The package is located with :func:`importlib.util.find_spec` rather than imported: its
-    ``__init__`` needs ``pkg_resources``, which recent setuptools no longer provides.
-
-    Args:
-        name: file name inside the package's ``models/`` folder, e.g.
-            ``"dlib_face_recognition_resnet_model_v1.dat"`` or
-            ``"shape_predictor_5_face_landmarks.dat"``.
+    See :func:`cnnlab.face.detect.face_model_file`, the one locator of those files.
 
     Raises:
-        FileNotFoundError: the package is not installed (install it with
-            ``pip install face_recognition_models``, or cnnlab's ``faces`` extra), or it lacks ``name``.
+        FileNotFoundError: the package is not installed, or it lacks ``name``.
     """
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.origin:
-        raise FileNotFoundError(f"{name}: the package face_recognition_models is not installed "
-                                f"(pip install face_recognition_models, or cnnlab's 'faces' extra)")
-    path = Path(spec.origin).parent / "models" / name
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: not found in the installed face_recognition_models package")
-    return path
+    from .detect import face_model_file
+
+    return face_model_file(name)
 
 
 # --------------------------------------------------------------------------- the network
