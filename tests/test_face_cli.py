@@ -140,7 +140,7 @@ def test_missing_inputs_say_what_makes_them(setup, enrolled, tmp_path, capsys, m
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CNNLAB_CONF", str(REPO / "conf"))
     code, _, err = _cli(capsys, "identify", str(setup["gallery"] / "ada/0.pgm"))
-    assert code == 1 and "encodings not found: data/encodings/orl_faces_ids-test.npz" in err
+    assert code == 1 and "encodings not found: data/encodings/course39/orl_faces_ids-test.npz" in err
     assert "encode_faces stage" in err
     code, _, err = _cli(capsys, "identify", str(tmp_path / "nope.png"), "--gallery", str(enrolled))
     assert code == 1 and "image not found" in err and "nope.png" in err

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from omegaconf import DictConfig, OmegaConf
 from torchvision.transforms import v2
 
@@ -46,15 +45,10 @@ NAMES = {"encoder": "learned encoder", "raw_pixels": "raw pixels", "eigenfaces":
 
 
 def compose(*overrides: str) -> DictConfig:
-    """The repository's Hydra config with the face group and ``overrides``."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    """The repository's Hydra config with ``overrides`` (face and encoder groups are in its defaults)."""
+    from cnnlab.stages._app import compose as compose_config
 
-    conf = Path(os.environ.get("CNNLAB_CONF", "conf")).resolve()
-    defaults = yaml.safe_load((conf / "config.yaml").read_text())["defaults"]
-    group = [] if any(isinstance(d, dict) and "face" in d for d in defaults) else ["+face=default"]
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=[*group, *overrides])
+    return compose_config(*overrides)
 
 
 def per_method(metrics: dict) -> dict[str, dict[str, float]]:

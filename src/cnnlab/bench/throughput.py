@@ -61,10 +61,7 @@ def write_prepared(images: torch.Tensor, labels: torch.Tensor, root: Path) -> Pa
 
 def compose(prepared: Path, args: argparse.Namespace, augment: bool):
     """The train stage's config for this run: ``trainer=gpu`` with the benchmark's settings."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    from cnnlab.stages._app import conf_dir
+    from cnnlab.stages._app import compose as compose_config
 
     overrides = ["trainer=gpu", "model=resnet18", "model.small_input=true", "augment=none", "data.image_size=32",
                  f"paths.prepared={prepared}", f"batch_size={args.batch_size}", f"optim={args.optim}",
@@ -72,8 +69,7 @@ def compose(prepared: Path, args: argparse.Namespace, augment: bool):
                  f"trainer.precision={args.precision}", f"trainer.speed.compile={str(args.compile).lower()}"]
     if not augment:
         overrides.append("trainer.speed.gpu_augment=null")
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        return hydra_compose("config", overrides)
+    return compose_config(*overrides)
 
 
 def _sync(device: torch.device) -> None:

@@ -5,8 +5,9 @@ boxes and scores and writes a copy of the image with the boxes drawn.
 
 The encoder runs only on the new images (the folder being enrolled, or the probes); enrolled
 people are their stored encodings. Defaults point at the default pipeline's outputs, read from
-``conf/face/default.yaml`` (``$CNNLAB_CONF`` if set): the encoder ``face.paths.encoder``, the
-gallery ``face.paths.gallery`` and the threshold calibrated on ``face.calibrate.encodings``.
+the composed config ``conf/config.yaml`` (``$CNNLAB_CONF`` if set; the default ``encoder`` group):
+the encoder ``face.paths.encoder``, the gallery ``face.paths.gallery`` and the threshold
+calibrated on ``face.calibrate.encodings``.
 
 Every known failure (missing file, unreadable image, mismatched encoder, no threshold) is one
 line on stderr naming the file and what makes it, with exit status 1.
@@ -28,14 +29,16 @@ class FaceError(Exception):
 
 
 def config_defaults() -> dict[str, Any]:
-    """``face.paths`` and ``face.calibrate`` of the face config, resolved; empty outside the repository."""
+    """The ``face`` node of the composed config (default encoder group), resolved; empty outside the repository."""
     from omegaconf import OmegaConf
 
-    path = Path(os.environ.get("CNNLAB_CONF", "conf")) / "face" / "default.yaml"
-    if not path.is_file():
+    from ..stages._app import compose
+
+    conf = Path(os.environ.get("CNNLAB_CONF", "conf")).resolve()
+    if not (conf / "config.yaml").is_file():
         return {}
-    cfg = OmegaConf.load(path)
-    return OmegaConf.to_container(OmegaConf.masked_copy(cfg, ["face"]), resolve=True)["face"]
+    cfg = compose(conf=conf)
+    return OmegaConf.to_container(cfg.face, resolve=True)
 
 
 def _default(args: argparse.Namespace, attr: str, key: str) -> str:

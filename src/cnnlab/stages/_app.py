@@ -24,6 +24,22 @@ def conf_dir() -> Path:
     return path
 
 
+def compose(*overrides: str, conf: Path | None = None) -> DictConfig:
+    """The repository's Hydra config (``conf/config.yaml`` with its defaults) and ``overrides``.
+
+    What a stage would see, for code that is not a stage (the ``cnnlab`` CLI, benchmarks).
+
+    Args:
+        *overrides: Hydra override strings, e.g. ``"encoder=dlib_resnet"``.
+        conf: the config folder; default :func:`conf_dir`.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(conf or conf_dir()), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=list(overrides))
+
+
 def stage(fn: Callable[[DictConfig], Any]) -> Callable[[], None]:
     """Wrap a stage function as a Hydra app reading ``conf/config.yaml``.
 
