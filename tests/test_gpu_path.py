@@ -178,12 +178,14 @@ def test_trainer_gpu_and_ddp_compose_and_instantiate(hydra_cfg):
 
     from cnnlab.tasks.fit import speed_options, trainer_config
 
-    gpu = hydra_cfg("trainer=gpu")
+    gpu = hydra_cfg("trainer=gpu", "data=orl_faces")
     assert gpu.trainer.accelerator == "gpu" and gpu.trainer.precision == "bf16-mixed"
     assert speed_options(gpu) == {"channels_last": True, "compile": False, "data_on_device": True,
                                   "gpu_augment": {"flip": True, "crop_padding": 4, "brightness": 0.2,
                                                   "contrast": 0.2}}
-    ddp = hydra_cfg("trainer=ddp")
+    for digits in ("digits", "digits_0to4", "digits_5to9"):  # a mirrored digit is another digit
+        assert speed_options(hydra_cfg("trainer=gpu", f"data={digits}"))["gpu_augment"]["flip"] is False
+    ddp = hydra_cfg("trainer=ddp", "data=orl_faces")
     assert ddp.trainer.strategy == "ddp" and ddp.trainer.num_nodes == 1 and ddp.trainer.devices == "auto"
     assert ddp.trainer.precision == "bf16-mixed" and speed_options(ddp) == speed_options(gpu)  # inherited
 
@@ -220,7 +222,7 @@ def test_face_encoder_trainer_takes_the_trainer_config_path(hydra_cfg, caplog, t
 
     from cnnlab.face.train import trainer_kwargs
 
-    with caplog.at_level("WARNING", logger="cnnlab.face.train"):
+    with caplog.at_level("WARNING", logger="cnnlab.tasks.fit"):
         kwargs = trainer_kwargs(hydra_cfg(f"trainer={trainer}", "face.train.max_epochs=3"))
     assert "speed" not in kwargs and kwargs["accelerator"] == "gpu" and kwargs["precision"] == "bf16-mixed"
     assert kwargs["max_epochs"] == 3 and kwargs["use_distributed_sampler"] is False
@@ -230,11 +232,13 @@ def test_face_encoder_trainer_takes_the_trainer_config_path(hydra_cfg, caplog, t
     assert isinstance(instantiate(kwargs, logger=False), L.Trainer)
 
 
-def test_finetune_trainer_takes_the_trainer_config_path(hydra_cfg, tmp_path):
+def test_finetune_trainer_takes_the_trainer_config_path(hydra_cfg, tmp_path, caplog):
     from cnnlab.tasks.finetune import _trainer
 
-    trainer, _ = _trainer(hydra_cfg("trainer=gpu", "trainer.accelerator=cpu"), tmp_path, [])
+    with caplog.at_level("WARNING", logger="cnnlab.tasks.fit"):
+        trainer, _ = _trainer(hydra_cfg("trainer=gpu", "trainer.accelerator=cpu"), tmp_path, [])
     assert trainer.precision == "bf16-mixed" and trainer.max_epochs == 30
+    assert "data_on_device" in caplog.text and "fine-tuning" in caplog.text  # ignored, and said so
     with pytest.raises(ValueError, match="one device"):
         _trainer(hydra_cfg("trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"), tmp_path, [])
 

@@ -67,7 +67,9 @@ def compose(prepared: Path, args: argparse.Namespace, augment: bool):
                  f"paths.prepared={prepared}", f"batch_size={args.batch_size}", f"optim={args.optim}",
                  f"trainer.accelerator={'gpu' if args.device == 'cuda' else 'cpu'}",
                  f"trainer.precision={args.precision}", f"trainer.speed.compile={str(args.compile).lower()}"]
-    if not augment:
+    if augment:  # CIFAR's augmentation mirrors, whatever the composed data set allows
+        overrides.append("trainer.speed.gpu_augment.flip=true")
+    else:
         overrides.append("trainer.speed.gpu_augment=null")
     return compose_config(*overrides)
 

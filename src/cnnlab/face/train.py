@@ -21,7 +21,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from ..io import replace, write_json
-from ..tasks.fit import is_launch_rank_zero, speed_options, trainer_config
+from ..tasks.fit import is_launch_rank_zero, trainer_config, warn_unused_speed
 from .data import FaceDataModule
 from .embedder import load_encoder
 from .encoder import FaceEncoderModule
@@ -63,9 +63,7 @@ def trainer_kwargs(cfg: DictConfig) -> dict[str, Any]:
     ``use_distributed_sampler`` is off: Lightning cannot shard the P×K batch sampler, so under
     DDP each rank draws its own batches (seeded by rank) and scores the whole validation split.
     """
-    ignored = sorted(k for k, v in speed_options(cfg).items() if v)
-    if ignored:
-        log.warning("trainer.speed options %s do not apply to face encoder training: ignored", ignored)
+    warn_unused_speed(cfg, "face encoder training")
     return {**trainer_config(cfg), "max_epochs": cfg.face.train.max_epochs, "use_distributed_sampler": False}
 
 

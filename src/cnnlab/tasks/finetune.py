@@ -65,7 +65,7 @@ from ..models import create_model
 from ..models.convert import load_weight_file, remap_torchvision_state_dict
 from ..models.registry import get_entry
 from .classifier import Classifier, load_checkpoint
-from .fit import input_hw, model_kwargs, trainer_config
+from .fit import input_hw, model_kwargs, trainer_config, warn_unused_speed
 from .init import apply_init
 
 STRATEGIES = ("head", "partial", "full", "gradual", "scratch")
@@ -433,6 +433,7 @@ def _trainer(cfg: DictConfig, work: Path, callbacks: Sequence[L.Callback]) -> tu
     ckpt = ModelCheckpoint(dirpath=work, filename="best", monitor=es.monitor, mode=es.mode, save_last=False,
                            enable_version_counter=False)
     stop = EarlyStopping(monitor=es.monitor, mode=es.mode, patience=es.patience)
+    warn_unused_speed(cfg, "fine-tuning")  # a few hundred images through host DataLoaders
     trainer = instantiate(trainer_config(cfg), callbacks=[*callbacks, ckpt, stop], logger=False,
                           default_root_dir=str(work))
     if trainer.world_size > 1:  # a few hundred images: one device is plenty, and one process publishes

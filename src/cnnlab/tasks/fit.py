@@ -58,6 +58,20 @@ def speed_options(cfg: DictConfig) -> dict[str, Any]:
     return {"channels_last": False, "compile": False, "data_on_device": False, "gpu_augment": None, **speed}
 
 
+def warn_unused_speed(cfg: DictConfig, stage: str) -> list[str]:
+    """Log a warning naming the ``trainer.speed`` options that are set but that ``stage`` does not apply.
+
+    Only the ``train`` stage reads ``trainer.speed``; the others keep their data on the host.
+
+    Returns:
+        The names of the ignored options (empty when none is set).
+    """
+    ignored = sorted(k for k, v in speed_options(cfg).items() if v)
+    if ignored:
+        log.warning("trainer.speed options %s do not apply to %s: ignored", ignored, stage)
+    return ignored
+
+
 def trainer_config(cfg: DictConfig) -> dict[str, Any]:
     """``cfg.trainer`` resolved, without cnnlab's ``speed`` block: ``lightning.Trainer``'s kwargs
     (and ``_target_``)."""
