@@ -72,7 +72,8 @@ def setup(tmp_path_factory) -> dict[str, Path]:
 def test_enroll_verify_identify_round_trip_through_the_console_script(setup):
     tmp, env = setup["tmp"], run_env(setup["tmp"])
     out = tmp / "enc" / "family.npz"
-    res = run([CNNLAB, "face", "enroll", str(setup["gallery"]), "--encoder", str(setup["ckpt"]), "--out", str(out),
+    res = run([CNNLAB, "face", "enroll", "--no-align", str(setup["gallery"]), "--encoder", str(setup["ckpt"]),
+               "--out", str(out),
                "--threshold", str(setup["threshold"])], tmp, env)
     assert "enrolled 9 images of 3 people" in res.stdout
     enc = load_encodings(out)
@@ -104,7 +105,8 @@ def _cli(capsys, *argv: str) -> tuple[int, str, str]:
 @pytest.fixture(scope="module")
 def enrolled(setup) -> Path:
     out = setup["tmp"] / "enc" / "inproc.npz"
-    assert main(["face", "enroll", str(setup["gallery"]), "--encoder", str(setup["ckpt"]), "--out", str(out),
+    assert main(["face", "enroll", "--no-align", str(setup["gallery"]), "--encoder", str(setup["ckpt"]),
+                 "--out", str(out),
                  "--threshold", str(setup["threshold"])]) == 0
     return out
 
@@ -123,7 +125,7 @@ def test_identify_says_not_recognised_beyond_tau(setup, enrolled, tmp_path, caps
 def test_unreadable_gallery_image_is_named(setup, tmp_path, capsys):
     gallery = _people(tmp_path / "g", {"ann": 4, "dan": 5})
     (gallery / "dan" / "3.jpg").write_bytes(b"JFIF? no")
-    code, _, err = _cli(capsys, "enroll", str(gallery), "--encoder", str(setup["ckpt"]), "--out",
+    code, _, err = _cli(capsys, "enroll", "--no-align", str(gallery), "--encoder", str(setup["ckpt"]), "--out",
                         str(tmp_path / "o.npz"))
     assert code == 1 and "dan/3.jpg: cannot read image" in err and not (tmp_path / "o.npz").exists()
 
@@ -131,7 +133,7 @@ def test_unreadable_gallery_image_is_named(setup, tmp_path, capsys):
 def test_person_folder_without_images_is_named(setup, tmp_path, capsys):
     gallery = _people(tmp_path / "g", {"ann": 4})
     (gallery / "nobody").mkdir()
-    code, _, err = _cli(capsys, "enroll", str(gallery), "--encoder", str(setup["ckpt"]), "--out",
+    code, _, err = _cli(capsys, "enroll", "--no-align", str(gallery), "--encoder", str(setup["ckpt"]), "--out",
                         str(tmp_path / "o.npz"))
     assert code == 1 and "nobody: empty class folder" in err
 
@@ -148,16 +150,16 @@ def test_missing_inputs_say_what_makes_them(setup, enrolled, tmp_path, capsys, m
     broken.write_bytes(b"not an image")
     code, _, err = _cli(capsys, "verify", str(broken), str(setup["gallery"] / "ada/0.pgm"), "--gallery", str(enrolled))
     assert code == 1 and "broken.png: cannot read image" in err
-    code, _, err = _cli(capsys, "enroll", str(setup["gallery"]), "--out", str(tmp_path / "x.npz"))
+    code, _, err = _cli(capsys, "enroll", "--no-align", str(setup["gallery"]), "--out", str(tmp_path / "x.npz"))
     assert code == 1 and "models/faces/" in err and "train_encoder stage" in err
 
 
 def test_thresholds_and_encoders_must_match(setup, enrolled, tmp_path, capsys):
     other = _encoder(tmp_path / "other.ckpt", seed=1)
-    code, _, err = _cli(capsys, "enroll", str(setup["gallery"]), "--encoder", str(other), "--out",
+    code, _, err = _cli(capsys, "enroll", "--no-align", str(setup["gallery"]), "--encoder", str(other), "--out",
                         str(tmp_path / "o.npz"), "--threshold", str(setup["threshold"]))
     assert code == 1 and "calibrate again" in err
-    code, out, _ = _cli(capsys, "enroll", str(setup["gallery"]), "--encoder", str(other), "--out",
+    code, out, _ = _cli(capsys, "enroll", "--no-align", str(setup["gallery"]), "--encoder", str(other), "--out",
                         str(tmp_path / "o.npz"))
     assert code == 0 and "no calibrated threshold" in out and not threshold_path(tmp_path / "o.npz").exists()
     code, _, err = _cli(capsys, "identify", str(setup["gallery"] / "ada/0.pgm"), "--gallery", str(tmp_path / "o.npz"))
@@ -181,5 +183,9 @@ def test_verify_needs_no_gallery_given_encoder_and_tau(setup, capsys, tmp_path, 
     monkeypatch.chdir(tmp_path)                         # no default gallery here
     g = setup["gallery"]
     code, out, _ = _cli(capsys, "verify", str(g / "cy/0.pgm"), str(g / "cy/0.pgm"), "--encoder", str(setup["ckpt"]),
-                        "--tau", "0.5")
+                        "--tau", "0.5", "--no-align")
     assert code == 0 and out.startswith("distance 0.0000, threshold 0.5000") and out.strip().endswith("same person")
+    # without --no-align the probes are detected and aligned first: these patterns hold no face
+    code, _, err = _cli(capsys, "verify", str(g / "cy/0.pgm"), str(g / "cy/0.pgm"), "--encoder", str(setup["ckpt"]),
+                        "--tau", "0.5")
+    assert code == 1 and "no face found in" in err and "cy/0.pgm" in err

@@ -46,7 +46,7 @@ def _gallery(root, people=("ada", "bob", "cy"), shots=3):
 
 
 def _encode(embed_fn, root):
-    paths, labels, emb = encode_folder(embed_fn, root, "L", SIZE, NORM, batch_size=4)
+    paths, labels, emb, _ = encode_folder(embed_fn, root, "L", SIZE, NORM, batch_size=4)
     return Encodings(paths, labels, emb, "h" * 64, "lenet5-test")
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -26,17 +27,11 @@ from PIL import Image
 from conftest import BIN, REPO, copy_repo, run, run_env
 
 
-def face_group() -> list[str]:
-    """``+face=default`` until conf/config.yaml lists the face group among its defaults."""
-    defaults = yaml.safe_load((REPO / "conf" / "config.yaml").read_text())["defaults"]
-    return [] if any(isinstance(d, dict) and "face" in d for d in defaults) else ["+face=default"]
-
-
 def overrides(tmp: Path, encoder: str = "course39") -> list[str]:
     """Every face output under ``tmp`` (per encoder: ``course39`` or the fine-tuned dlib ``dlibft``);
     two epochs, fewer baseline candidates, one thread, no workers."""
     aligned = tmp / "aligned" / "orl_faces_ids"
-    common = [*face_group(), f"face.paths.source={tmp}/prepared/orl_faces_ids", f"face.paths.prepared={aligned}",
+    common = [f"face.paths.source={tmp}/prepared/orl_faces_ids", f"face.paths.prepared={aligned}",
               f"face.paths.identity_split={aligned}", f"face.paths.comparison={tmp}/reports",
               "face.evaluate.trials=3", "face.evaluate.eigen_components=[10,20]", "face.evaluate.fisher_pca=[10,20]",
               "face.evaluate.lbp_grids=[[4,4]]", "threads=1", "num_workers=0"]
@@ -118,6 +113,27 @@ def test_encodings_are_named_after_the_split_and_hold_its_people(pipeline):
         assert sorted(set(enc.labels)) == ids[split] and len(enc) == 40 and enc.dim == 32
         assert enc.encoder_hash == checkpoint_hash(pipeline / "models/enc-ids/best.ckpt")
         assert Path(enc.encoder_path) == pipeline / "models/enc-ids/best.ckpt"
+        alignment = json.loads((pipeline / "aligned/orl_faces_ids/alignment.json").read_text())
+        assert enc.preprocess == {k: alignment[k] for k in ("detector", "upsample", "size", "padding")}
+
+
+def test_encode_faces_aligns_a_folder_of_photos_as_align_faces_did(pipeline, tmp_path, monkeypatch):
+    """Unaligned photos (the prepared test split) → the same vectors as the aligned split's."""
+    from cnnlab.face.encodings import load_encodings
+
+    photos = tmp_path / "photos"
+    shutil.copytree(pipeline / "prepared/orl_faces_ids/test", photos)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("CNNLAB_CONF", str(REPO / "conf"))
+    monkeypatch.chdir(tmp_path)
+    run_stage("encode_faces", *overrides(pipeline), f"gallery.root={photos}", f"face.paths.encodings={tmp_path}/enc")
+    mine, ref = load_encodings(tmp_path / "enc/photos.npz"), load_encodings(pipeline / "enc/orl_faces_ids-test.npz")
+    assert mine.paths == ref.paths and mine.preprocess == ref.preprocess and mine.no_face == []
+    np.testing.assert_allclose(mine.embeddings, ref.embeddings, atol=1e-5)
+    run_stage("encode_faces", *overrides(pipeline), f"gallery.root={photos}", f"face.paths.encodings={tmp_path}/raw",
+              "gallery.align=false")                   # as given: other inputs, other vectors, no recipe
+    raw = load_encodings(tmp_path / "raw/photos.npz")
+    assert raw.preprocess is None and np.abs(raw.embeddings - ref.embeddings).max() > 0.05
 
 
 def test_calibration_meets_its_target_far_on_the_validation_pairs(pipeline):
@@ -192,15 +208,8 @@ def test_encode_faces_names_an_unreadable_image(pipeline, tmp_path, monkeypatch)
 
 @pytest.mark.slow
 def test_snakemake_runs_the_face_rules(tmp_path):
-    """workflow/rules/faces.smk in a scratch copy wired as the lead will wire it (include + face defaults)."""
+    """The face rules under real Snakemake in a scratch copy, up to the comparison table."""
     repo = copy_repo(tmp_path / "repo")
-    snakefile, config = repo / "Snakefile", repo / "conf" / "config.yaml"
-    if "faces.smk" not in snakefile.read_text():
-        snakefile.write_text(snakefile.read_text().replace(
-            'include: "workflow/rules/benchmark.smk"\n',
-            'include: "workflow/rules/benchmark.smk"\ninclude: "workflow/rules/faces.smk"\n'))
-    if face_group():                                     # face.* overrides reach every stage: list the group
-        config.write_text(config.read_text().replace("  - debug: null\n", "  - face: default\n  - debug: null\n"))
     cmd = [str(BIN / "snakemake"), "--cores", "2", "--config", "overrides=debug=tiny face.train.max_epochs=2",
            "--", "reports/faces/comparison.md"]
     env = run_env(tmp_path)

@@ -66,6 +66,8 @@ def _add_face_sources(p: argparse.ArgumentParser) -> None:
     p.add_argument("--encoder", metavar="CKPT", help="face encoder (default: the one that made the gallery)")
     p.add_argument("--tau", type=float, help="decision threshold on the squared distance (default: the "
                    "calibrated τ stored beside the gallery; verify needs no gallery given --encoder and --tau)")
+    p.add_argument("--no-align", action="store_true", help="take the images as given (already-cropped faces); "
+                   "default: detect and align them as the gallery's images were (face.align without a gallery)")
 
 
 def _add_face(subparsers: argparse._SubParsersAction) -> None:
@@ -81,6 +83,8 @@ def _add_face(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--threshold", metavar="JSON", help="calibrated threshold record to store beside the gallery "
                    "(default: the calibrate stage's, when it was made with this encoder)")
     e.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
+    e.add_argument("--no-align", action="store_true", help="take the images as given (already-cropped faces); "
+                   "default: detect the largest face of each and align it (face.align; the gallery records how)")
     v = actions.add_parser("verify", help="are two face images the same person?")
     v.add_argument("image1")
     v.add_argument("image2")

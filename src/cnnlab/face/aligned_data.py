@@ -31,8 +31,8 @@ from PIL import Image
 from ..data.images import DataError
 from ..data.prepared_split import read_prepared
 from ..io import write_json
+from .preprocess import NO_FACE
 
-NO_FACE = ("whole_image", "error")
 
 
 def align_prepared(source: str | Path, out: str | Path, detector: str = "hog", upsample: int = 1,
@@ -56,11 +56,12 @@ def align_prepared(source: str | Path, out: str | Path, detector: str = "hog", u
             ``no_face="error"``) an image has no detectable face; each message names the file.
         ValueError: an unknown ``no_face`` policy.
     """
-    from .align import align_face
-    from .detect import Face, NoFaceError, as_array, largest_face
+    from .detect import NoFaceError, as_array
+    from .preprocess import aligned_rgb, detect_or_frame
 
     if no_face not in NO_FACE:
         raise ValueError(f"face.align.no_face must be one of {NO_FACE}, got {no_face!r}")
+    rec = {"detector": detector, "upsample": upsample, "size": size, "padding": padding}
     source, out = Path(source), Path(out)
     meta, rows = read_prepared(source)
     work = out.parent / f".{out.name}.partial"
@@ -78,18 +79,14 @@ def align_prepared(source: str | Path, out: str | Path, detector: str = "hog", u
                 raise DataError(f"{path}: cannot read the image ({err})") from err
             start = time.perf_counter()
             try:
-                face = largest_face(img, detector, upsample=upsample, name=str(path))
+                face, found = detect_or_frame(img, rec, no_face, name=str(path))
             except NoFaceError:
-                if no_face == "error":
-                    raise DataError(f"{path}: no face found (face.align.no_face=error)") from None
-                h, w = img.shape[:2]
-                face = Face(0, 0, w, h, float("nan"), "whole_image")
+                raise DataError(f"{path}: no face found (face.align.no_face=error)") from None
+            if not found:
                 missed.append(row["path"])
             mid = time.perf_counter()
-            crop = align_face(img, face, size, padding).crop
+            crop = aligned_rgb(img, face, rec)
             t_detect, t_align = t_detect + mid - start, t_align + time.perf_counter() - mid
-            if crop.ndim == 2:
-                crop = np.repeat(crop[..., None], 3, axis=-1)
             dest = (work / row["path"]).with_suffix(".png")
             dest.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(crop, "RGB").save(dest)

@@ -4,8 +4,13 @@
 boxes and scores and writes a copy of the image with the boxes drawn.
 
 The encoder runs only on the new images (the folder being enrolled, or the probes); enrolled
-people are their stored encodings. Defaults point at the default pipeline's outputs, read from
-the composed config ``conf/config.yaml`` (``$CNNLAB_CONF`` if set; the default ``encoder`` group):
+people are their stored encodings. Images are faces in photos: ``enroll`` detects the largest face
+of each image and aligns it (``face.align``; ``--no-align`` takes already-cropped faces as given),
+and the gallery records how, so ``verify`` and ``identify`` prepare their probes the same way. A
+probe without a face is "no face found": ``identify`` answers "not recognised" (exit 0),
+``verify`` fails (exit 1). Of several faces, the largest is used.
+
+Defaults point at the default pipeline's outputs, read from the composed config ``conf/config.yaml`` (``$CNNLAB_CONF`` if set; the default ``encoder`` group):
 the encoder ``face.paths.encoder``, the gallery ``face.paths.gallery`` and the threshold
 calibrated on ``face.calibrate.encodings``.
 
@@ -22,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data.images import DataError
+from .detect import NoFaceError
 
 
 class FaceError(Exception):
@@ -67,17 +73,43 @@ def _encoder_for(args: argparse.Namespace, enc) -> str:
     return ckpt
 
 
-def embed_files(ckpt: str, paths: list[str]):
-    """Embeddings [len(paths), D] of image files (any size or mode) with the encoder ``ckpt``."""
+def align_config() -> tuple[dict[str, Any], str]:
+    """``(recipe, no_face policy)`` of the configured ``face.align`` (built-in defaults outside the repository)."""
+    from .preprocess import DEFAULT_RECIPE, recipe
+
+    align = config_defaults().get("align") or {}
+    return recipe({**DEFAULT_RECIPE, **align}), align.get("no_face", "whole_image")
+
+
+def embed_files(ckpt: str, paths: list[str], align: dict[str, Any] | None = None):
+    """Embeddings [len(paths), D] of image files (any size or mode) with the encoder ``ckpt``.
+
+    Args:
+        align: the alignment recipe to prepare them with (None: as given).
+
+    Raises:
+        NoFaceError: ``align`` is set and an image has no face ("no face found in <file>").
+    """
     from .embedder import load_encoder
     from .encodings import embed_images, encoder_input
+    from .preprocess import prepare_images
 
     missing = [p for p in paths if not Path(p).is_file()]
     if missing:
         raise FaceError(f"image not found: {missing[0]}")
+    images, _ = prepare_images(paths, align, no_face="error")
     embedder, hp = load_encoder(ckpt)
     mode, size, norm = encoder_input(hp)
-    return embed_images(embedder, paths, mode, size, norm)
+    return embed_images(embedder, images, mode, size, norm)
+
+
+def _probe_recipe(args: argparse.Namespace, gallery) -> dict[str, Any] | None:
+    """How probes are prepared: as given (``--no-align``), as the gallery's images were, or ``face.align``."""
+    if args.no_align:
+        return None
+    if gallery is not None and gallery.encodings is not None:
+        return gallery.encodings.preprocess
+    return align_config()[0]
 
 
 def _load_gallery(args: argparse.Namespace):
@@ -117,11 +149,19 @@ def enroll(args: argparse.Namespace) -> int:
     ckpt = _default(args, "encoder", "encoder")
     encodings_dir = config_defaults().get("paths", {}).get("encodings", "data/encodings")
     out = Path(args.out or Path(encodings_dir) / f"{gallery_name(args.dir)}.npz")
-    enc = encode_with_checkpoint(ckpt, args.dir, batch_size=args.batch_size)
+    align, no_face = (None, "whole_image") if args.no_align else align_config()
+    enc = encode_with_checkpoint(ckpt, args.dir, batch_size=args.batch_size, align=align, no_face=no_face)
     record, source = _threshold_for(args, enc.encoder_hash)
     save_encodings(out, enc)
     print(f"enrolled {len(enc)} images of {len(set(enc.labels))} people from {args.dir} into {out} "
           f"(encoder {enc.encoder_name}, {enc.encoder_hash[:12]})")
+    if enc.preprocess:
+        p = enc.preprocess
+        print(f"faces aligned: {p['detector']} detector, 5 landmarks, {p['size']}×{p['size']} crops"
+              + (f"; no face found in {len(enc.no_face)} image(s), framed whole: {', '.join(enc.no_face[:5])}"
+                 f"{' ...' if len(enc.no_face) > 5 else ''}" if enc.no_face else ""))
+    else:
+        print("images taken as given (no alignment)")
     if record:
         save_threshold(out, record)
         print(f"threshold τ = {record['tau']:.4f} (FAR {record['far']:.4f} on validation pairs, target "
@@ -141,7 +181,10 @@ def verify(args: argparse.Namespace) -> int:
     else:
         gallery, _ = _load_gallery(args)
         ckpt = _encoder_for(args, gallery.encodings)
-    e1, e2 = embed_files(ckpt, [args.image1, args.image2])
+    try:
+        e1, e2 = embed_files(ckpt, [args.image1, args.image2], _probe_recipe(args, gallery))
+    except NoFaceError as err:
+        raise FaceError(f"{err}: cannot verify (pass --no-align for an already-cropped face)") from None
     v = gallery.verify(e1, e2)
     print(f"distance {v.distance:.4f}, threshold {v.tau:.4f}: {'same person' if v.same else 'different people'}")
     return 0
@@ -151,7 +194,13 @@ def identify(args: argparse.Namespace) -> int:
     if args.k < 1:
         raise FaceError(f"-k must be at least 1, got {args.k}")
     gallery, path = _load_gallery(args)
-    emb = embed_files(_encoder_for(args, gallery.encodings), [args.image])[0]
+    ckpt = _encoder_for(args, gallery.encodings)
+    try:
+        emb = embed_files(ckpt, [args.image], _probe_recipe(args, gallery))[0]
+    except NoFaceError as err:                    # nobody to recognise: an answer, not a failure
+        print(f"{args.image}: {err}")
+        print("→ not recognised")
+        return 0
     found = gallery.identify(emb, k=args.k)
     print(f"{args.image}: nearest of {len(gallery.people)} enrolled people ({path}), threshold {found.tau:.4f}")
     for rank, (name, dist) in enumerate(found.matches, 1):

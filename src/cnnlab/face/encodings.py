@@ -8,6 +8,9 @@ An encodings file is an ``.npz`` (loadable with ``allow_pickle=False``) holding
   so embeddings of new images are never compared with those of another encoder;
 - ``encoder_path``: where that checkpoint was read from (as given, often relative to the
   repository), so that probes can be encoded by the same encoder without naming it again;
+- ``preprocess``: JSON of the alignment recipe the images went through (``null``: taken as given;
+  see :mod:`cnnlab.face.preprocess`), so that probes are prepared the same way;
+- ``no_face``: gallery images in which no face was found (framed whole);
 - ``format``: :data:`FORMAT`.
 
 Input handling: every image is decoded and converted to the encoder's mode (a greyscale PGM is
@@ -20,12 +23,14 @@ folder without images is an error that names the path.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 from torchvision.transforms import v2
 
 from ..data.images import DataError, load_image, scan_image_folder
@@ -50,6 +55,8 @@ class Encodings:
     encoder_hash: str
     encoder_name: str
     encoder_path: str = ""
+    preprocess: dict[str, Any] | None = None
+    no_face: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.paths, self.labels = [str(p) for p in self.paths], [str(x) for x in self.labels]
@@ -81,9 +88,12 @@ def concat_encodings(*parts: Encodings) -> Encodings:
             raise ValueError(f"cannot join encodings of encoder {p.encoder_name} ({p.encoder_hash[:12]}, {p.dim}-d) "
                              f"with {first.encoder_name} ({first.encoder_hash[:12]}, {first.dim}-d): "
                              f"re-encode with one encoder")
+        if p.preprocess != first.preprocess:
+            raise ValueError(f"cannot join encodings prepared differently ({p.preprocess} vs {first.preprocess}): "
+                             f"re-encode with one alignment recipe")
     return Encodings([x for p in parts for x in p.paths], [x for p in parts for x in p.labels],
                      np.concatenate([p.embeddings for p in parts]), first.encoder_hash, first.encoder_name,
-                     first.encoder_path)
+                     first.encoder_path, first.preprocess, [x for p in parts for x in p.no_face])
 
 
 def encoder_input(hp: dict[str, Any]) -> tuple[str, tuple[int, int], dict[str, list[float]]]:
@@ -98,10 +108,20 @@ def image_transform(size: tuple[int, int], normalization: dict[str, list[float]]
                        v2.Normalize(list(normalization["mean"]), list(normalization["std"]))])
 
 
+def _pil(image: str | Path | np.ndarray, mode: str) -> Image.Image:
+    """A file (decoded, :func:`load_image`) or a uint8 array as a PIL image in ``mode``."""
+    if isinstance(image, np.ndarray):
+        return Image.fromarray(image).convert(mode)
+    return load_image(image, mode)
+
+
 @torch.inference_mode()
-def embed_images(embed_fn: EmbedFn, paths: Sequence[str | Path], mode: str, size: tuple[int, int],
+def embed_images(embed_fn: EmbedFn, paths: Sequence[str | Path | np.ndarray], mode: str, size: tuple[int, int],
                  normalization: dict[str, list[float]], batch_size: int = 64) -> np.ndarray:
-    """Embed image files of any size and mode (converted and resized as the module docstring says).
+    """Embed images of any size and mode (converted and resized as the module docstring says).
+
+    Args:
+        paths: image files, or uint8 arrays (``H×W`` grey or ``H×W×3`` RGB, e.g. aligned crops).
 
     Returns:
         float32 [len(paths), D].
@@ -113,32 +133,44 @@ def embed_images(embed_fn: EmbedFn, paths: Sequence[str | Path], mode: str, size
     out = []
     for start in range(0, len(paths), batch_size):
         chunk = paths[start:start + batch_size]
-        x = torch.stack([tf(v2.functional.pil_to_tensor(load_image(p, mode))) for p in chunk])
+        x = torch.stack([tf(v2.functional.pil_to_tensor(_pil(p, mode))) for p in chunk])
         out.append(embed_fn(x).float().cpu().numpy())
     return np.concatenate(out).astype(np.float32, copy=False)
 
 
 def encode_folder(embed_fn: EmbedFn, root: str | Path, mode: str, size: tuple[int, int],
-                  normalization: dict[str, list[float]], batch_size: int = 64
-                  ) -> tuple[list[str], list[str], np.ndarray]:
+                  normalization: dict[str, list[float]], batch_size: int = 64,
+                  align: dict[str, Any] | None = None, no_face: str = "whole_image"
+                  ) -> tuple[list[str], list[str], np.ndarray, list[str]]:
     """Embed every image of a gallery folder (one sub-folder per person).
 
+    Args:
+        align: the alignment recipe to apply first (:mod:`cnnlab.face.preprocess`); None: as given.
+        no_face: what to do with an image without a face when aligning: ``whole_image`` or ``error``.
+
     Returns:
-        ``(paths relative to root, person labels, float32 embeddings [N, D])``, sorted by path.
+        ``(paths relative to root, person labels, float32 embeddings [N, D], paths without a face)``,
+        sorted by path.
 
     Raises:
         DataError: the folder is missing, has no person folders, a person folder has no images,
             or a file is not a readable image (each message names the path).
+        NoFaceError: an image without a face under ``no_face="error"``.
     """
+    from .preprocess import prepare_images
+
     root = Path(root)
     items = scan_image_folder(root)
     paths = [p for p, _ in items]
-    emb = embed_images(embed_fn, paths, mode, size, normalization, batch_size)
-    return [p.relative_to(root).as_posix() for p in paths], [label for _, label in items], emb
+    images, missed = prepare_images(paths, align, no_face)
+    emb = embed_images(embed_fn, images, mode, size, normalization, batch_size)
+    rel = [p.relative_to(root).as_posix() for p in paths]
+    return rel, [label for _, label in items], emb, [Path(m).relative_to(root).as_posix() for m in missed]
 
 
 def encode_with_checkpoint(ckpt: str | Path, root: str | Path, batch_size: int = 64, name: str | None = None,
-                           device: str = "cpu") -> Encodings:
+                           device: str = "cpu", align: dict[str, Any] | None = None,
+                           no_face: str = "whole_image") -> Encodings:
     """Encode a gallery folder with a face-encoder checkpoint (see :func:`encode_folder`).
 
     Args:
@@ -147,12 +179,21 @@ def encode_with_checkpoint(ckpt: str | Path, root: str | Path, batch_size: int =
         batch_size: images per forward pass.
         name: human-readable encoder name (default: the backbone's registry name).
         device: where the encoder runs.
+        align: the alignment recipe for a folder of photos (None: images as given). A split folder
+            written by the ``align_faces`` stage is already aligned: it is encoded as it is, and
+            its own recipe is recorded.
+        no_face: ``whole_image`` or ``error``, for images without a face while aligning.
     """
+    from .preprocess import folder_recipe
+
+    done = folder_recipe(root)
     embedder, hp = load_encoder(ckpt)
     embedder.to(device)
     mode, size, norm = encoder_input(hp)
-    paths, labels, emb = encode_folder(lambda x: embedder(x.to(device)), root, mode, size, norm, batch_size)
-    return Encodings(paths, labels, emb, checkpoint_hash(ckpt), name or hp["arch"], str(ckpt))
+    paths, labels, emb, missed = encode_folder(lambda x: embedder(x.to(device)), root, mode, size, norm, batch_size,
+                                               align=None if done else align, no_face=no_face)
+    return Encodings(paths, labels, emb, checkpoint_hash(ckpt), name or hp["arch"], str(ckpt),
+                     preprocess=done or align, no_face=missed)
 
 
 def gallery_name(root: str | Path) -> str:
@@ -170,7 +211,8 @@ def save_encodings(path: str | Path, enc: Encodings) -> Path:
         np.savez(fh, format=np.array(FORMAT), paths=np.array(enc.paths, dtype=str),
                  labels=np.array(enc.labels, dtype=str), embeddings=enc.embeddings,
                  encoder_hash=np.array(enc.encoder_hash), encoder_name=np.array(enc.encoder_name),
-                 encoder_path=np.array(enc.encoder_path))
+                 encoder_path=np.array(enc.encoder_path), preprocess=np.array(json.dumps(enc.preprocess)),
+                 no_face=np.array(enc.no_face, dtype=str))
     return Path(path)
 
 
@@ -191,7 +233,9 @@ def load_encodings(path: str | Path) -> Encodings:
                 raise DataError(f"{path}: format {str(z['format'])!r}, expected {FORMAT!r}")
             enc = Encodings(z["paths"].tolist(), z["labels"].tolist(), z["embeddings"],
                             str(z["encoder_hash"]), str(z["encoder_name"]),
-                            str(z["encoder_path"]) if "encoder_path" in z.files else "")
+                            str(z["encoder_path"]) if "encoder_path" in z.files else "",
+                            json.loads(str(z["preprocess"])) if "preprocess" in z.files else None,
+                            z["no_face"].tolist() if "no_face" in z.files else [])
     except DataError:
         raise
     except (KeyError, ValueError, OSError) as err:
