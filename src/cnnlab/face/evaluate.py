@@ -23,7 +23,7 @@ from .embedder import checkpoint_hash, load_encoder
 from .encodings import Encodings, embed_images, encoder_input, load_encodings
 from .gallery import load_threshold
 from .metrics import evaluate_embeddings, verification_pairs
-from .report import write_report
+from .report import provenance, write_report
 
 
 @dataclass
@@ -203,7 +203,8 @@ def run_evaluation(test_encodings: str | Path, val_encodings: str | Path, encode
         "baselines": {r.name: {"params": r.params, "test": r.test, "val": r.val} for r in results[1:]},
         "calibration": calibration,
     }
-    write_report(out, results, metrics, split, ecfg, test.encoder_name, calibration)
+    write_report(out, results, metrics, split, ecfg, test.encoder_name, calibration,
+                 provenance(hp, len(split["train"])))
     return metrics
 
 

@@ -78,14 +78,29 @@ def _params(p: dict[str, Any]) -> str:
     return ", ".join(f"{k}={'×'.join(map(str, v)) if isinstance(v, list) else v}" for k, v in p.items()) or "–"
 
 
+def provenance(hp: dict[str, Any], n_train: int) -> str:
+    """How the encoder of a checkpoint's hyper-parameters came to be, in a few words for the report."""
+    if hp.get("source") and not hp.get("identities"):
+        return f"a pretrained encoder ({hp['source']}) imported as is, not trained here"
+    if hp.get("init"):
+        return f"fine-tuned (strategy {hp.get('strategy', 'full')}) on {n_train} training people from {hp['init']}"
+    return f"trained on {n_train} people"
+
+
 def markdown(results: Sequence["MethodResult"], split: dict[str, list[str]], fars: Sequence[float],
-             open_set_far: float, encoder_name: str, calibration: dict | None) -> str:
-    """The report: the split, one comparison table, and how the calibrated τ fares on test pairs."""
+             open_set_far: float, encoder_name: str, calibration: dict | None, origin: str | None = None) -> str:
+    """The report: the split, one comparison table, and how the calibrated τ fares on test pairs.
+
+    Args:
+        origin: how the encoder was made (:func:`provenance`); default "trained on <n> people".
+    """
     t = results[0].test
     far_cols = [f"TAR @ FAR {f * 100:g}%" for f in fars]
+    origin = origin or f"trained on {len(split['train'])} people"
     lines = [
         "# Face verification and identification on held-out people", "",
-        f"Identity split: trained on {len(split['train'])} people, checkpoint and baseline hyper-parameters "
+        f"Encoder `{encoder_name}`: {origin}. Identity split: {len(split['train'])} training people (the "
+        f"baselines are fitted on them), checkpoint and baseline hyper-parameters "
         f"chosen on {len(split['val'])} validation people ({', '.join(split['val'])}), scored once on "
         f"{len(split['test'])} test people ({', '.join(split['test'])}): {t['n_images']} images, "
         f"{t['n_genuine']} same-person and {t['n_impostor']} different-people pairs.", "",
@@ -114,17 +129,21 @@ def markdown(results: Sequence["MethodResult"], split: dict[str, list[str]], far
 
 
 def write_report(out: str | Path, results: Sequence["MethodResult"], metrics: dict[str, Any], split: dict,
-                 ecfg: dict[str, Any], encoder_name: str, calibration: dict | None) -> Path:
-    """Write ``metrics.json``, ``report.md``, ``roc.png`` and ``distances.png`` into ``out`` atomically."""
+                 ecfg: dict[str, Any], encoder_name: str, calibration: dict | None, origin: str | None = None) -> Path:
+    """Write ``metrics.json``, ``report.md``, ``roc.png`` and ``distances.png`` into ``out`` atomically.
+
+    Args:
+        origin: how the encoder was made (:func:`provenance`), for the report's first line.
+    """
     import json
 
-    title = f"held-out people {', '.join(split['test'])} (trained on {len(split['train'])} others)"
+    title = f"held-out people {', '.join(split['test'])} (never seen in training)"
     with atomic_path(out) as tmp:
         tmp.mkdir()
         roc_png(results, tmp / "roc.png", f"Verification ROC, {title}", encoder_name)
         distances_png(results, tmp / "distances.png", f"Pair distances, {title}", encoder_name,
                       calibration["tau"] if calibration else None)
         (tmp / "report.md").write_text(markdown(results, split, ecfg["fars"], ecfg["open_set_far"], encoder_name,
-                                                calibration))
+                                                calibration, origin))
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     return Path(out)
