@@ -207,7 +207,8 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f} %"
 
 
-def _cost_cells(m: Mapping[str, float], prefix: str) -> str:
+def cost_cells(m: Mapping[str, float], prefix: str) -> str:
+    """The latency and memory cells (absolute, and × the single model on one crop) of a grid cell."""
     return (f"{m[f'{prefix}.latency_ms']:.4f} | {m[f'{prefix}.latency_x']:.2f}× | "
             f"{m[f'{prefix}.memory_mib']:.3f} | {m[f'{prefix}.memory_x']:.2f}×")
 
@@ -221,10 +222,10 @@ def format_table(metrics: Mapping[str, float], crop_names: Sequence[str], captio
         k = int(metrics[f"n_crops.{name}"])
         s, e = f"single.{name}", f"ensemble.{name}"
         lines += [
-            f"| single (first) | {name} | {k} | {_pct(metrics[s + '.acc'])} | {_cost_cells(metrics, s)} |",
+            f"| single (first) | {name} | {k} | {_pct(metrics[s + '.acc'])} | {cost_cells(metrics, s)} |",
             f"| single, mean ± std of {n} | {name} | {k} | {_pct(metrics[s + '.acc_mean'])} ± "
             f"{100 * metrics[s + '.acc_std']:.2f} | | | | |",
-            f"| ensemble of {n} | {name} | {k} | {_pct(metrics[e + '.acc'])} | {_cost_cells(metrics, e)} |",
+            f"| ensemble of {n} | {name} | {k} | {_pct(metrics[e + '.acc'])} | {cost_cells(metrics, e)} |",
         ]
     return "\n".join(lines).lstrip() + "\n"
 

@@ -40,7 +40,8 @@ from ..face.embedder import load_encoder
 from ..face.encodings import encoder_input, image_transform
 from ..face.evaluate import load_splits
 from ..face.metrics import one_shot_rank1, verification_metrics, verification_pairs
-from .benchmark import REFERENCES, add_multipliers, crop_embeddings, face_crop_grid, write_outputs
+from .benchmark import (REFERENCES, add_multipliers, cost_cells, crop_embeddings, face_crop_grid,
+                        write_outputs)
 from .ensemble import check_compatible
 from .multicrop import CENTRE, Crop, resize_for_crops
 
@@ -194,11 +195,6 @@ def run_face_benchmark(ckpts: Sequence[str | Path], prepared: str | Path, crop_s
     return metrics
 
 
-def _cost(m: Mapping[str, float], p: str) -> str:
-    return (f"{m[f'{p}.latency_ms']:.4f} | {m[f'{p}.latency_x']:.2f}× | {m[f'{p}.memory_mib']:.3f} | "
-            f"{m[f'{p}.memory_x']:.2f}×")
-
-
 def format_face_table(metrics: Mapping[str, float], crop_names: Sequence[str], caption: str = "") -> str:
     """The face grid as a markdown table (one row per models × crops cell)."""
     n = int(metrics["n_members"])
@@ -208,14 +204,14 @@ def format_face_table(metrics: Mapping[str, float], crop_names: Sequence[str], c
         k = int(metrics[f"n_crops.{name}"])
         s = f"single.{name}"
         lines.append(f"| single (first) | {name} | {k} | {100 * metrics[s + '.rank1']:.2f} % | "
-                     f"{100 * metrics[s + '.eer']:.2f} % | {_cost(metrics, s)} |")
+                     f"{100 * metrics[s + '.eer']:.2f} % | {cost_cells(metrics, s)} |")
         lines.append(f"| single, mean ± std of {n} | {name} | {k} | {100 * metrics[s + '.rank1_mean']:.2f} ± "
                      f"{100 * metrics[s + '.rank1_std']:.2f} % | {100 * metrics[s + '.eer_mean']:.2f} ± "
                      f"{100 * metrics[s + '.eer_std']:.2f} % | | | | |")
         for model, how in (("ensemble", "concatenated"), ("ensemble_mean", "mean vector")):
             p = f"{model}.{name}"
             lines.append(f"| ensemble of {n} ({how}) | {name} | {k} | {100 * metrics[p + '.rank1']:.2f} % | "
-                         f"{100 * metrics[p + '.eer']:.2f} % | {_cost(metrics, p)} |")
+                         f"{100 * metrics[p + '.eer']:.2f} % | {cost_cells(metrics, p)} |")
     return "\n".join(lines).lstrip() + "\n"
 
 
