@@ -75,7 +75,8 @@ rule align_faces:
     input:
         data=lambda w: expand(rules.prepare.output, dataset=w.face_ds),
         conf=face_conf_files,
-        code=["src/cnnlab/stages/align_faces.py", "src/cnnlab/face/aligned_data.py", "src/cnnlab/face/align.py",
+        code=["src/cnnlab/stages/align_faces.py", "src/cnnlab/face/aligned_data.py", "src/cnnlab/face/preprocess.py",
+              "src/cnnlab/face/align.py",
               "src/cnnlab/face/detect.py"],
     output:
         directory("data/aligned/{face_ds}"),
@@ -200,8 +201,11 @@ rule evaluate_faces:
         encoder=ENCODER_RE,
     params:
         args=lambda w: encoder_args(w.encoder),
+        # the baselines depend on the split only: the first compared encoder's report carries them
+        baselines=lambda w: str(w.encoder == next(iter(FACE_ENCODERS))).lower(),
     shell:
-        "python -m cnnlab.stages.evaluate_faces {params.args}{OVERRIDES} > {log} 2>&1"
+        "python -m cnnlab.stages.evaluate_faces {params.args} face.evaluate.baselines={params.baselines}"
+        "{OVERRIDES} > {log} 2>&1"
 
 
 rule compare_faces:

@@ -25,7 +25,7 @@ from .report import write_section
 REPO = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
 _SKIP = {".venv", ".git", ".snakemake", ".dvc", "mlruns", "__pycache__", ".pytest_cache", "prepared", "augmented",
-         "encodings", "models", "reports"}
+         "aligned", "encodings", "models", "reports"}
 
 
 def _timed(cmd: list[str], cwd: Path, env: dict) -> float:
