@@ -6,15 +6,20 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import BIN, run, run_env
 
 # Tiny versions of the default pipeline: every stage type, fewer jobs.
+# Faces: from scratch, and dlib imported then fine-tuned (head); test_face_stages covers the rest.
 SNAKEMAKE_TINY = """overrides: debug=tiny
 seeds: [0, 1]
 face_seeds: [0, 1]
+face_encoders: [course39, dlib_resnet_ft_head]
 transfer: {source: digits_0to4, target: digits_5to9, model: lenet5, seed: 0, strategies: [scratch, full], shots: [5]}
 """
-DVC_TINY = SNAKEMAKE_TINY.replace("[0, 1]", "[0]").replace("[scratch, full]", "[head]")
+DVC_TINY = (SNAKEMAKE_TINY.replace("[0, 1]", "[0]").replace("[scratch, full]", "[head]")
+            .replace("[course39, dlib_resnet_ft_head]", "[course39]"))
 EVAL = Path("reports/eval/digits/lenet5/seed0")
 RUN = Path("models/digits/lenet5/seed0")
 
@@ -62,6 +67,10 @@ def test_snakemake_pipeline_then_noop_rerun(repo_copy: Path):
     assert (repo_copy / "models/digits/lenet5/seed1/best.ckpt").is_file()
     assert len(by_stage["finetune_compare"]) == 1 and len(by_stage["select"]) == 1
     assert {"train_encoder", "encode_faces", "calibrate", "evaluate_faces"} <= set(by_stage)
+    assert {"import_dlib", "align_faces", "compare_faces"} <= set(by_stage)
+    rows = json.loads((repo_copy / "reports/faces/comparison.json").read_text())["rows"]
+    assert [r["key"] for r in rows if r["group"] != "hand-engineered"] == ["course39", "dlib_resnet_ft_head"]
+    assert len(rows) == 6                                       # + the four baselines, scored once
     train = next(r for r in by_stage["train"] if r.data.params["seed"] == "0" and r.data.tags["dataset"] == "digits")
     assert train.info.status == "FINISHED"
     assert train.data.tags["dataset"] == "digits" and train.data.tags["model"] == "lenet5"
@@ -76,7 +85,8 @@ def test_snakemake_pipeline_then_noop_rerun(repo_copy: Path):
     assert {"eval/confusion.png", "eval/metrics.json", "eval/predictions.csv"} <= artifacts
 
 
-def test_dvc_repro_then_noop(repo_copy: Path):
+def _dvc_repo(repo_copy: Path) -> dict:
+    """``repo_copy`` as a git + DVC repository whose dvc.yaml is generated for the tiny config."""
     env = run_env(repo_copy)
     # Same generator as the committed dvc.yaml, with the tiny overrides baked into the commands.
     (repo_copy / "tiny.yaml").write_text(DVC_TINY)
@@ -87,12 +97,37 @@ def test_dvc_repro_then_noop(repo_copy: Path):
     run([str(BIN / "dvc"), "init", "-q"], repo_copy, env)
     run([*git, "add", "-A"], repo_copy, env)
     run([*git, "commit", "-qm", "init"], repo_copy, env)
-    run([str(BIN / "dvc"), "repro"], repo_copy, env)
-    _assert_outputs(repo_copy)
+    return env
+
+
+def _repro_twice(repo_copy: Path, env: dict, *targets: str) -> None:
+    run([str(BIN / "dvc"), "repro", *targets], repo_copy, env)
     assert (repo_copy / "dvc.lock").is_file()
-    again = run([str(BIN / "dvc"), "repro"], repo_copy, env)
+    again = run([str(BIN / "dvc"), "repro", *targets], repo_copy, env)
     out = again.stdout + again.stderr
     assert "Running stage" not in out
     assert "up to date" in out
+
+
+def test_dvc_repro_then_noop(repo_copy: Path):
+    """`dvc repro` of two end stages and everything upstream: digits → select, faces → compare_faces.
+
+    The whole DAG under DVC is the slow test below; tests/test_dag.py checks that every Snakemake
+    job is a DVC stage with the same command, deps and outs.
+    """
+    env = _dvc_repo(repo_copy)
+    _repro_twice(repo_copy, env, "select", "compare_faces")
+    for p in (RUN / "best.ckpt", EVAL / "metrics.json", "reports/selection/selection.json",
+              "data/aligned/orl_faces_ids/alignment.json", "reports/faces/course39/roc.png",
+              "reports/faces/comparison.md"):
+        assert (repo_copy / p).is_file(), p
+    assert not (repo_copy / "reports/benchmark").exists()          # not upstream of the targets: not run
     shown = run([str(BIN / "dvc"), "metrics", "show", "--json"], repo_copy, env)
     assert "accuracy" in shown.stdout
+
+
+@pytest.mark.slow
+def test_dvc_repro_whole_dag_then_noop(repo_copy: Path):
+    env = _dvc_repo(repo_copy)
+    _repro_twice(repo_copy, env)
+    _assert_outputs(repo_copy)

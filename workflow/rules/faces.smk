@@ -14,7 +14,14 @@ FACE_CONF = _face_conf()
 FACE_DATASETS = FACE_CONF["face"]["datasets"]                  # train_on → prepared data set
 FACE_TRAIN_ON = {ds: key for key, ds in FACE_DATASETS.items()}  # prepared data set → train_on
 FACE_IDS = FACE_DATASETS["ids"]
-FACE_ENCODERS = FACE_CONF["face"]["compare"]["encoders"]        # name → scratch | pretrained | finetune
+ALL_ENCODERS = FACE_CONF["face"]["compare"]["encoders"]         # name → scratch | pretrained | finetune
+FACE_ENCODERS = ALL_ENCODERS                                     # those compared (and so built)
+if config.get("face_encoders"):                                  # the workflow config may pick a subset
+    _unknown = sorted(set(config["face_encoders"]) - set(ALL_ENCODERS))
+    if _unknown:
+        raise ValueError(f"face_encoders: {_unknown} are not in face.compare.encoders of conf/face/default.yaml")
+    FACE_ENCODERS = {n: ALL_ENCODERS[n] for n in config["face_encoders"]}
+ONLY = f" face.compare.only=[{','.join(FACE_ENCODERS)}]" if config.get("face_encoders") else ""
 
 
 def encoder_file(name):
@@ -38,8 +45,8 @@ def _encoder_conf(name):
         return _yaml.safe_load(fh)
 
 
-PRETRAINED = [n for n, kind in FACE_ENCODERS.items() if kind == "pretrained"]
-TRAINED = [n for n in FACE_ENCODERS if n not in PRETRAINED]
+PRETRAINED = [n for n, kind in ALL_ENCODERS.items() if kind == "pretrained"]  # a fine-tune may need one
+TRAINED = [n for n in ALL_ENCODERS if n not in PRETRAINED]
 # the fine-tuned encoders start from the pretrained one (`face.encoder.init`)
 FT_INIT = {n: _encoder_conf(n)["face"]["encoder"].get("init") for n in TRAINED}
 
@@ -68,7 +75,7 @@ def encoder_ckpt(name, train_on="ids"):
 
 TRAIN_ON_RE = "|".join(FACE_DATASETS)
 FACE_DS_RE = "|".join(FACE_DATASETS.values())
-ENCODER_RE = "|".join(FACE_ENCODERS)
+ENCODER_RE = "|".join(ALL_ENCODERS)
 
 
 rule align_faces:
@@ -221,4 +228,4 @@ rule compare_faces:
     benchmark:
         "logs/bench/compare_faces.tsv"
     shell:
-        "python -m cnnlab.stages.compare_faces{OVERRIDES} > {log} 2>&1"
+        "python -m cnnlab.stages.compare_faces{ONLY}{OVERRIDES} > {log} 2>&1"

@@ -1,7 +1,8 @@
 """Stage ``compare_faces``: every encoder's ``evaluate_faces`` report → ``reports/faces/comparison.{md,json}``.
 
-``face.compare.encoders`` lists ``name: kind`` pairs (kind: scratch | pretrained | finetune); the
-reports are read from ``reports/faces/<name>/metrics.json``.
+``face.compare.encoders`` lists ``name: kind`` pairs (kind: scratch | pretrained | finetune);
+``face.compare.only`` may pick a subset of them (the Snakemake config's ``face_encoders`` sets
+it). The reports are read from ``reports/faces/<name>/metrics.json``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ def main(cfg: DictConfig) -> None:
     f = cfg.face
     root = Path(f.paths.comparison)
     encoders = dict(f.compare.encoders)
+    if f.compare.get("only"):
+        unknown = sorted(set(f.compare.only) - set(encoders))
+        if unknown:
+            raise KeyError(f"face.compare.only: {unknown} are not in face.compare.encoders {sorted(encoders)}")
+        encoders = {name: encoders[name] for name in f.compare.only}
     reports = [root / name / "metrics.json" for name in encoders]
     missing = [str(p) for p in reports if not p.is_file()]
     if missing:
