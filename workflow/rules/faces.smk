@@ -15,12 +15,13 @@ FACE_DATASETS = FACE_CONF["face"]["datasets"]                  # train_on → pr
 FACE_TRAIN_ON = {ds: key for key, ds in FACE_DATASETS.items()}  # prepared data set → train_on
 FACE_IDS = FACE_DATASETS["ids"]
 ALL_ENCODERS = FACE_CONF["face"]["compare"]["encoders"]         # name → scratch | pretrained | finetune
-FACE_ENCODERS = ALL_ENCODERS                                     # those compared (and so built)
-if config.get("face_encoders"):                                  # the workflow config may pick a subset
-    _unknown = sorted(set(config["face_encoders"]) - set(ALL_ENCODERS))
-    if _unknown:
-        raise ValueError(f"face_encoders: {_unknown} are not in face.compare.encoders of conf/face/default.yaml")
-    FACE_ENCODERS = {n: ALL_ENCODERS[n] for n in config["face_encoders"]}
+# those compared (and so built): the workflow config's face_encoders, else face.compare.only, else all
+_ONLY = config.get("face_encoders") or FACE_CONF["face"]["compare"].get("only") or list(ALL_ENCODERS)
+_unknown = sorted(set(_ONLY) - set(ALL_ENCODERS))
+if _unknown:
+    raise ValueError(f"face_encoders / face.compare.only: {_unknown} are not in face.compare.encoders "
+                     f"of conf/face/default.yaml")
+FACE_ENCODERS = {n: ALL_ENCODERS[n] for n in _ONLY}
 ONLY = f" face.compare.only=[{','.join(FACE_ENCODERS)}]" if config.get("face_encoders") else ""
 
 

@@ -39,7 +39,7 @@ def _timed(cmd: list[str], cwd: Path, env: dict) -> float:
 def _copy(dst: Path) -> Path:
     def ignore(d, names):
         skip = {n for n in names if n in _SKIP or n.endswith(".egg-info") or n.startswith("mlflow.db")}
-        return skip | ({n for n in names if n.endswith(".log")} if Path(d).name == "logs" else set())
+        return skip | ({n for n in names if n.endswith(".log") or n == "bench"} if Path(d).name == "logs" else set())
 
     shutil.copytree(REPO, dst, ignore=ignore)
     return dst
