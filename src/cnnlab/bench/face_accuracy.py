@@ -145,7 +145,7 @@ def format_section(comparison: dict, splits: list[dict], rates: dict, load: floa
     sp = comparison["split"]
     lines = [
         "## Faces: accuracy on people never used in training, and faces per second (CPU)", "",
-        f"Default pipeline (`compare_faces`, reports/faces/comparison.md): the embedded identity split, "
+        f"`compare_faces` table (reports/faces/comparison.md): the embedded identity split, "
         f"{len(sp['train'])} training people, {len(sp['val'])} validation people ({', '.join(sp['val'])}: "
         f"checkpoints, τ and baseline hyper-parameters chosen on them) and {len(sp['test'])} test people "
         f"({', '.join(sp['test'])}) scored once. Every face "
