@@ -152,7 +152,8 @@ def format_section(comparison: dict, splits: list[dict], rates: dict, load: floa
         f"goes through detection ({a['detector']}, upsample {a['upsample']}: faces found in {a['detected']}/"
         f"{a['images']} images) and 5-point alignment to {a['size']}×{a['size']} crops. One-shot rank-1 "
         "averages over every choice of enrolled image. `ms/face`: encoding time per face (baselines: "
-        f"projection). Goal: rank-1 ≥ {GOAL['rank1']}, EER ≤ {GOAL['eer']}; met by "
+        "projection), timed inside each `evaluate_faces` job while parallel jobs shared the cores: the "
+        f"faces-per-second table below, measured alone, is the one to compare. Goal: rank-1 ≥ {GOAL['rank1']}, EER ≤ {GOAL['eer']}; met by "
         + (", ".join(met) if met else "none") + ".", "",
         "| group | method | rank-1 | EER | TAR @ FAR 1% | ms/face |",
         "|---|---|---:|---:|---:|---:|",
