@@ -107,6 +107,7 @@ def faces_per_second(images: list[Path], align: dict[str, Any], encoders: dict[s
     from cnnlab.face.embedder import load_encoder
     from cnnlab.face.encodings import encoder_input, image_transform
     from cnnlab.face.preprocess import aligned_rgb
+    from PIL import Image
     from torchvision.transforms import v2
 
     pixels = [as_array(p)[0] for p in images]
@@ -121,8 +122,6 @@ def faces_per_second(images: list[Path], align: dict[str, Any], encoders: dict[s
         embedder, hp = load_encoder(ckpt)
         mode, size, norm = encoder_input(hp)
         tf = image_transform(size, norm)
-        from PIL import Image
-
         x = torch.stack([tf(v2.functional.pil_to_tensor(Image.fromarray(c).convert(mode))) for c in crops])
         encoding[name] = {}
         for threads in sorted({1, os.cpu_count() or 1}):

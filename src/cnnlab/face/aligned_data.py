@@ -31,7 +31,8 @@ from PIL import Image
 from ..data.images import DataError
 from ..data.prepared_split import read_prepared
 from ..io import write_json
-from .preprocess import NO_FACE
+from .detect import NoFaceError, as_array
+from .preprocess import NO_FACE, aligned_rgb, detect_or_frame, recipe
 
 
 
@@ -56,12 +57,9 @@ def align_prepared(source: str | Path, out: str | Path, detector: str = "hog", u
             ``no_face="error"``) an image has no detectable face; each message names the file.
         ValueError: an unknown ``no_face`` policy.
     """
-    from .detect import NoFaceError, as_array
-    from .preprocess import aligned_rgb, detect_or_frame
-
     if no_face not in NO_FACE:
         raise ValueError(f"face.align.no_face must be one of {NO_FACE}, got {no_face!r}")
-    rec = {"detector": detector, "upsample": upsample, "size": size, "padding": padding}
+    rec = recipe({"detector": detector, "upsample": upsample, "size": size, "padding": padding})
     source, out = Path(source), Path(out)
     meta, rows = read_prepared(source)
     work = out.parent / f".{out.name}.partial"

@@ -10,9 +10,10 @@ and the gallery records how, so ``verify`` and ``identify`` prepare their probes
 probe without a face is "no face found": ``identify`` answers "not recognised" (exit 0),
 ``verify`` fails (exit 1). Of several faces, the largest is used.
 
-Defaults point at the default pipeline's outputs, read from the composed config ``conf/config.yaml`` (``$CNNLAB_CONF`` if set; the default ``encoder`` group):
-the encoder ``face.paths.encoder``, the gallery ``face.paths.gallery`` and the threshold
-calibrated on ``face.calibrate.encodings``.
+Defaults point at the default pipeline's outputs, read from the composed config
+``conf/config.yaml`` (``$CNNLAB_CONF`` if set; the default ``encoder`` group): the encoder
+``face.paths.encoder``, the gallery ``face.paths.gallery`` and the threshold calibrated on
+``face.calibrate.encodings``.
 
 Every known failure (missing file, unreadable image, mismatched encoder, no threshold) is one
 line on stderr naming the file and what makes it, with exit status 1.
@@ -21,6 +22,7 @@ line on stderr naming the file and what makes it, with exit status 1.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from pathlib import Path
@@ -36,15 +38,19 @@ class FaceError(Exception):
 
 def config_defaults() -> dict[str, Any]:
     """The ``face`` node of the composed config (default encoder group), resolved; empty outside the repository."""
+    conf = Path(os.environ.get("CNNLAB_CONF", "conf")).resolve()
+    return _face_config(conf) if (conf / "config.yaml").is_file() else {}
+
+
+@functools.lru_cache(maxsize=4)
+def _face_config(conf: Path) -> dict[str, Any]:
+    """Composed once per config folder and process: a Hydra compose costs about 0.25 s, and one
+    command asks for several defaults. Callers read the dict; they never change it."""
     from omegaconf import OmegaConf
 
     from ..stages._app import compose
 
-    conf = Path(os.environ.get("CNNLAB_CONF", "conf")).resolve()
-    if not (conf / "config.yaml").is_file():
-        return {}
-    cfg = compose(conf=conf)
-    return OmegaConf.to_container(cfg.face, resolve=True)
+    return OmegaConf.to_container(compose(conf=conf).face, resolve=True)
 
 
 def _default(args: argparse.Namespace, attr: str, key: str) -> str:
