@@ -24,7 +24,7 @@ def conf_dir() -> Path:
     return path
 
 
-def compose(*overrides: str, conf: Path | None = None) -> DictConfig:
+def compose(*overrides: str, conf: Path | None = None, config_name: str = "config") -> DictConfig:
     """The repository's Hydra config (``conf/config.yaml`` with its defaults) and ``overrides``.
 
     What a stage would see, for code that is not a stage (the ``cnnlab`` CLI, benchmarks).
@@ -32,24 +32,31 @@ def compose(*overrides: str, conf: Path | None = None) -> DictConfig:
     Args:
         *overrides: Hydra override strings, e.g. ``"encoder=dlib_resnet"``.
         conf: the config folder; default :func:`conf_dir`.
+        config_name: the entry-point config (``config`` or a stage family's own, e.g. ``detect``).
     """
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
     with initialize_config_dir(config_dir=str(conf or conf_dir()), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=list(overrides))
+        return hydra_compose(config_name=config_name, overrides=list(overrides))
 
 
-def stage(fn: Callable[[DictConfig], Any]) -> Callable[[], None]:
-    """Wrap a stage function as a Hydra app reading ``conf/config.yaml``.
+def stage(fn: Callable[[DictConfig], Any] | None = None, *, config_name: str = "config") -> Any:
+    """Wrap a stage function as a Hydra app reading ``conf/<config_name>.yaml``.
+
+    Use as ``@stage`` (the shared ``conf/config.yaml``) or ``@stage(config_name="detect")`` for a
+    stage family with its own entry-point config that composes only what it uses.
 
     Known bad-input errors (missing files, bad data) exit with status 1 and a one-line message
     naming the file or key, instead of a traceback.
     """
 
+    if fn is None:
+        return functools.partial(stage, config_name=config_name)
+
     @functools.wraps(fn)
     def main() -> None:
-        @hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
+        @hydra.main(config_path=str(conf_dir()), config_name=config_name, version_base="1.3")
         def _run(cfg: DictConfig) -> None:
             from ..data.images import DataError
 

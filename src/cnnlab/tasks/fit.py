@@ -10,20 +10,15 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import warnings
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from ..augment.gpu import BatchAugment
 from ..data.datamodule import ImageFolderDataModule
-from ..io import replace, write_json
 from ..models import default_input_size
 from .classifier import Classifier
 
@@ -122,48 +117,20 @@ def build(cfg: DictConfig) -> tuple[Classifier, ImageFolderDataModule]:
 def fit(cfg: DictConfig, callbacks: list[L.Callback] = ()) -> dict[str, Any]:
     """Train, then publish ``best.ckpt``, ``last.ckpt`` and ``metrics.json`` into ``cfg.paths.run``.
 
-    Checkpoints are written to a hidden ``.<seed dir>.partial`` folder while training and moved
-    into place only when training ends, so an interrupted run never leaves a complete-looking
-    output. With ``resume=true`` an interrupted run continues from that folder's ``last.ckpt``
-    (epoch, optimiser, early-stopping and best-checkpoint state included). Returns the metrics.
-    Under DDP every rank trains; only global rank 0 cleans, publishes and writes files.
+    Goes through the one training skeleton (:func:`cnnlab.tasks.skeleton.fit_and_publish`):
+    checkpoints are written to a hidden ``.<seed dir>.partial`` folder and published only when
+    training ends; ``resume=true`` continues from that folder's ``last.ckpt``. Returns the metrics.
 
     Raises:
         RuntimeError: training was interrupted (Ctrl-C, SIGTERM); the partial folder is kept.
     """
+    from .skeleton import fit_and_publish
+
     L.seed_everything(cfg.seed, workers=True)
-    out = Path(cfg.paths.run)
-    work = out.parent / f".{out.name}.partial"
-    resume_from = work / "last.ckpt" if cfg.get("resume") and (work / "last.ckpt").is_file() else None
-    if cfg.get("resume") and resume_from is None:
-        log.warning("resume=true but %s does not exist: training from scratch", work / "last.ckpt")
-    if resume_from is None and is_launch_rank_zero():
-        shutil.rmtree(work, ignore_errors=True)
     module, dm = build(cfg)
     es = cfg.early_stopping
-    ckpt = ModelCheckpoint(dirpath=work, filename="best", monitor=es.monitor, mode=es.mode, save_last=True,
-                           enable_version_counter=False)
-    stop = EarlyStopping(monitor=es.monitor, mode=es.mode, patience=es.patience)
-    trainer: L.Trainer = instantiate(trainer_config(cfg), callbacks=[ckpt, stop, *callbacks], logger=False,
-                                     default_root_dir=str(work))
-    with warnings.catch_warnings():
-        if dm.on_device:  # index batches need no worker processes: Lightning's hint does not apply
-            warnings.filterwarnings("ignore", ".*does not have many workers.*")
-        trainer.fit(module, datamodule=dm, ckpt_path=resume_from)
-    if trainer.interrupted:
-        raise RuntimeError(f"training interrupted at epoch {trainer.current_epoch}; rerun with resume=true "
-                           f"to continue from {work / 'last.ckpt'}")
-    metrics = {
-        "best_val_acc": float(ckpt.best_model_score),
-        "epochs": trainer.current_epoch,
-        "stopped_early": bool(stop.stopped_epoch),
-        "num_params": sum(p.numel() for p in module.model.parameters()),
-    }
-    if not trainer.is_global_zero:
-        return metrics
-    out.mkdir(parents=True, exist_ok=True)
-    for name in ("best.ckpt", "last.ckpt"):
-        replace(work / name, out / name)
-    write_json(out / "metrics.json", metrics)
-    shutil.rmtree(work, ignore_errors=True)
+    quiet = [".*does not have many workers.*"] if dm.on_device else []  # index batches need no workers
+    metrics = fit_and_publish(cfg, module, dm, cfg.paths.run, monitor=es.monitor, mode=es.mode,
+                              patience=es.patience, callbacks=callbacks, quiet_warnings=quiet,
+                              summary=lambda m, t, ckpt: {"best_val_acc": float(ckpt.best_model_score)})
     return metrics
