@@ -46,9 +46,9 @@ def test_option_composes(hydra_cfg, group, option):
         assert isinstance(instantiate(kwargs), L.Trainer)
 
 
-def test_folder_without_root_names_the_key(hydra_cfg):
-    from omegaconf.errors import MissingMandatoryValue
-
-    cfg = hydra_cfg("data=folder")
-    with pytest.raises(MissingMandatoryValue, match="data.root"):
-        OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+def test_folder_composes_without_root(hydra_cfg):
+    """data.root is needed by prepare only (it says so, tests/test_bad_input.py); later stages of
+    data=folder read the prepared data set and must not fail on a missing data.root."""
+    cfg = hydra_cfg("data=folder", "data.name=mine")
+    resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    assert resolved["data"]["root"] is None and resolved["paths"]["prepared"] == "data/prepared/mine"

@@ -1,4 +1,9 @@
-"""Stage ``prepare``: raw source → ``data/prepared/<data.name>/`` (image folders + manifest)."""
+"""Stage ``prepare``: raw source → ``data/prepared/<data.name>/`` (image folders + manifest).
+
+``data.source`` picks the preparer (``cnnlab.data.prepare.PREPARERS``). Your own image folder:
+``python -m cnnlab.stages.prepare data=folder data.root=DIR data.name=NAME``; later stages then
+need only ``data.name=NAME`` (dataset.json records how it was prepared).
+"""
 
 from __future__ import annotations
 
@@ -6,31 +11,26 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from ._app import log, stage, tracker
+from ._app import log, stage, to_dict, tracker
 
 
 def run(cfg: DictConfig) -> dict:
     """Prepare ``cfg.data`` into ``cfg.paths.prepared``; returns the dataset.json content."""
     # Imported here, not at module level: `--help` and config errors need no numpy, PIL or sklearn.
-    from ..data.prepare import SplitConfig, digits_source, folder_source, prepare_dataset
+    from ..data.prepare import prepare
 
-    d = cfg.data
-    if d.source == "sklearn_digits":
-        items = digits_source(d.image_size or 32)
-    elif d.source == "folder":
-        items = folder_source(d.root, "L" if d.channels == 1 else "RGB")
-    else:
-        raise ValueError(f"data.source must be 'sklearn_digits' or 'folder', got {d.source!r}")
-    return prepare_dataset(items, cfg.paths.prepared, SplitConfig(**d.split), channels=d.channels,
-                           limit_per_class=d.limit_per_class, name=d.name, classes=d.get("classes"))
+    return prepare(to_dict(cfg.data), cfg.paths.prepared)
 
 
-@stage
+@stage(recorded_data=False)
 def main(cfg: DictConfig) -> None:
     with tracker("prepare", cfg) as t:
         meta = run(cfg)
-        log.info("prepared %s: %s", cfg.paths.prepared, meta["counts"])
-        t.log_metrics({f"n_{k}": v for k, v in meta["counts"].items()} | {"n_classes": len(meta["classes"])})
+        imp = meta["import"]
+        log.info("prepared %s: %s (%d skipped, %d changed; dataset.json \"import\")", cfg.paths.prepared,
+                 meta["counts"], imp["n_skipped"], imp["n_changed"])
+        t.log_metrics({f"n_{k}": v for k, v in meta["counts"].items()} | {"n_classes": len(meta["classes"])}
+                      | {"n_skipped": imp["n_skipped"], "n_changed": imp["n_changed"]})
         t.log_artifact(Path(cfg.paths.prepared) / "dataset.json")
 
 
