@@ -41,23 +41,29 @@ def compose(*overrides: str, conf: Path | None = None, config_name: str = "confi
         return hydra_compose(config_name=config_name, overrides=list(overrides))
 
 
-def stage(fn: Callable[[DictConfig], Any] | None = None, *, config_name: str = "config") -> Any:
+def stage(fn: Callable[[DictConfig], Any] | None = None, *, config_name: str = "config",
+          recorded_data: bool = True) -> Any:
     """Wrap a stage function as a Hydra app reading ``conf/<config_name>.yaml``.
 
     Use as ``@stage`` (the shared ``conf/config.yaml``) or ``@stage(config_name="detect")`` for a
     stage family with its own entry-point config that composes only what it uses.
+
+    With ``recorded_data`` (all stages but ``prepare``), ``data.name=NAME`` on the command line
+    takes the rest of ``data`` from what ``prepare`` recorded (:mod:`cnnlab.data.recorded`).
 
     Known bad-input errors (missing files, bad data) exit with status 1 and a one-line message
     naming the file or key, instead of a traceback.
     """
 
     if fn is None:
-        return functools.partial(stage, config_name=config_name)
+        return functools.partial(stage, config_name=config_name, recorded_data=recorded_data)
 
     @functools.wraps(fn)
     def main() -> None:
         @hydra.main(config_path=str(conf_dir()), config_name=config_name, version_base="1.3")
         def _run(cfg: DictConfig) -> None:
+            from hydra.core.hydra_config import HydraConfig
+
             from ..data.images import DataError
 
             _sweep_paths(cfg)
@@ -67,6 +73,10 @@ def stage(fn: Callable[[DictConfig], Any] | None = None, *, config_name: str = "
                 torch.set_num_threads(cfg.threads)
 
             try:
+                if recorded_data and "data" in cfg:
+                    from ..data.recorded import use_recorded_data
+
+                    use_recorded_data(cfg, HydraConfig.get().overrides.task)
                 fn(cfg)
             except (DataError, FileNotFoundError, ValueError, KeyError) as err:
                 log.error("stage %s failed: %s", fn.__module__.rsplit(".", 1)[-1], err)
