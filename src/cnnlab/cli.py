@@ -111,7 +111,13 @@ def _add_face(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_face)
 
 
-_SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_summary, _add_face)
+def _add_predict(subparsers: argparse._SubParsersAction) -> None:
+    from .predict import add_parser  # light: the handler imports torch itself
+
+    add_parser(subparsers)
+
+
+_SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_summary, _add_face, _add_predict)
 
 
 def build_parser() -> argparse.ArgumentParser:

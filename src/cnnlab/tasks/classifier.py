@@ -99,8 +99,8 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     except Exception as err:
         raise ValueError(f"{path}: refused to load (weights_only=True): {err}") from err
     hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
-    if not hp or "arch" not in hp or "state_dict" not in ckpt:
-        raise ValueError(f"{path}: not a cnnlab classifier checkpoint (no hyper_parameters.arch)")
+    if not hp or "arch" not in hp or "classes" not in hp or "state_dict" not in ckpt:
+        raise ValueError(f"{path}: not a cnnlab classifier checkpoint (no hyper_parameters.arch and .classes)")
     model = create_model(hp["arch"], num_classes=len(hp["classes"]), in_chans=hp["in_chans"],
                          **(hp.get("model_kwargs") or {}))
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
