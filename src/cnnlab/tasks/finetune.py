@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -348,6 +349,9 @@ def target_data(cfg: DictConfig, src: Source, augment: bool) -> ImageFolderDataM
     dm = ImageFolderDataModule(cfg.paths.prepared, src.input_size, batch_size=cfg.batch_size,
                                num_workers=cfg.num_workers, train_transform=transform)
     dm.rows = few_shot(dm.rows, cfg.finetune.shots, cfg.seed)
+    logging.getLogger(__name__).info(
+        "finetune.shots=%s: %s training images per class of %s (%d in all); val and test splits whole",
+        cfg.finetune.shots, cfg.finetune.shots or "all", cfg.data.name, sum(r["split"] == "train" for r in dm.rows))
     if src.normalization:  # the features were learnt on inputs normalised this way
         dm.meta["mean"], dm.meta["std"] = src.normalization["mean"], src.normalization["std"]
     return dm
