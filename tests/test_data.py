@@ -65,7 +65,7 @@ def test_orl_faces_ship_with_credit_and_prepare_by_identity(tmp_path):
     readme = (raw / "README.md").read_text()
     assert "Olivetti Research Laboratory" in readme and "Samaria" in readme
     items = list(folder_source(raw, "L"))
-    assert len(items) == 200 and items[0][2].size == (92, 112)
+    assert len(items) == 200 and items[0][2].load()[0].size == (92, 112)  # decoded when written
     meta = prepare_dataset(items, tmp_path / "ids", SplitConfig(by="identities", val_ids=4, test_ids=4), channels=1)
     assert meta["counts"] == {"train": 120, "val": 40, "test": 40}
     assert meta["image_size"] == [112, 92]

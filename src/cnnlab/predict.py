@@ -20,8 +20,6 @@ import zipfile
 from pathlib import Path
 from typing import Sequence
 
-from .data.images import IMAGE_EXTS, DataError
-
 
 def find_images(target: Path) -> tuple[list[Path], list[Path]]:
     """``(images, skipped)`` for a file or a folder (recursive, sorted, hidden files ignored).
@@ -30,6 +28,8 @@ def find_images(target: Path) -> tuple[list[Path], list[Path]]:
         FileNotFoundError: ``target`` does not exist.
         DataError: a file given by name is not an image, or a folder holds no image.
     """
+    from .data.images import IMAGE_EXTS, DataError
+
     if target.is_file():
         if target.suffix.lower() not in IMAGE_EXTS:
             raise DataError(f"{target}: not an image file (extension {target.suffix!r})")
@@ -106,6 +106,8 @@ def default_out(target: Path) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     """The ``predict`` subcommand; known failures are one line on stderr and exit status 1."""
+    from .data.images import DataError
+
     if args.k < 1 or args.batch_size < 1:
         print(f"cnnlab predict: error: -k and --batch-size must be >= 1, got {args.k} and {args.batch_size}",
               file=sys.stderr)
