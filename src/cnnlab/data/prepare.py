@@ -308,6 +308,7 @@ def prepare_folder(data: dict, out: str | Path) -> dict:
     """
     if not data.get("root"):
         raise DataError("data.root is not set: data=folder data.root=/path/to/images data.name=NAME")
+    data = {**data, "root": str(Path(data["root"]).expanduser())}  # `data.root=~/x` reaches us unexpanded
     _refuse_other_root(Path(out), data)
     items = folder_source(data["root"], "L" if data["channels"] == 1 else "RGB")
     return prepare_dataset(items, out, _split(data), channels=data["channels"],
@@ -328,6 +329,8 @@ def _refuse_other_root(out: Path, data: dict) -> None:
                         f"folder its own name (data.name=NAME), or delete {out} to replace it")
 
 
+# data.source → preparer(resolved data config, output folder) → the dataset.json content it wrote.
+# A preparer writes its folder atomically and stores the data config as dataset.json's "data".
 PREPARERS: dict[str, Callable[[dict, str | Path], dict]] = {
     "sklearn_digits": prepare_sklearn_digits,
     "folder": prepare_folder,

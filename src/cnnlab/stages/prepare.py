@@ -26,10 +26,11 @@ def run(cfg: DictConfig) -> dict:
 def main(cfg: DictConfig) -> None:
     with tracker("prepare", cfg) as t:
         meta = run(cfg)
-        imp = meta["import"]
+        counts = meta.get("counts") or meta.get("splits") or {}  # detection data sets say "splits"
+        imp = meta.get("import") or {"n_skipped": 0, "n_changed": 0}
         log.info("prepared %s: %s (%d skipped, %d changed; dataset.json \"import\")", cfg.paths.prepared,
-                 meta["counts"], imp["n_skipped"], imp["n_changed"])
-        t.log_metrics({f"n_{k}": v for k, v in meta["counts"].items()} | {"n_classes": len(meta["classes"])}
+                 counts, imp["n_skipped"], imp["n_changed"])
+        t.log_metrics({f"n_{k}": v for k, v in counts.items()} | {"n_classes": len(meta["classes"])}
                       | {"n_skipped": imp["n_skipped"], "n_changed": imp["n_changed"]})
         t.log_artifact(Path(cfg.paths.prepared) / "dataset.json")
 
