@@ -1,10 +1,10 @@
-"""``prepare`` for detection data sets: dispatch on ``data.source`` (scenes, voc, coco)."""
+"""``prepare`` for detection data sets: dispatch on ``data.source`` (scenes, voc)."""
 
 from __future__ import annotations
 
 from omegaconf import DictConfig
 
-SOURCES = ("scenes", "voc", "coco")
+SOURCES = ("scenes", "voc")
 
 
 def prepare_detection(cfg: DictConfig) -> dict:
@@ -28,9 +28,4 @@ def prepare_detection(cfg: DictConfig) -> dict:
 
         return import_voc(d.root, cfg.paths.prepared, name=d.name, seed=int(d.split.seed),
                           val=float(d.split.val), test=float(d.split.test), classes_file=d.get("classes_file"))
-    if d.source == "coco":
-        from .coco import import_coco
-
-        return import_coco(d.root, cfg.paths.prepared, name=d.name, annotations=d.annotations,
-                           seed=int(d.split.seed), val=float(d.split.val), test=float(d.split.test))
     raise ValueError(f"data.source must be one of {SOURCES}, got {d.source!r}")
