@@ -60,3 +60,12 @@ def test_detections_threshold_and_nms():
     d = detections(Windows(logits, boxes, [3]), background=2, threshold=0.5, iou=0.5)
     assert d["boxes"].tolist() == [[0, 0, 10, 10]] and d["labels"].tolist() == [0]
     assert d["scores"].tolist() == pytest.approx([0.9])
+
+
+def test_float64_twin_agrees_to_rounding():
+    torch.manual_seed(3)
+    fc = WindowClassifier(num_classes=6).double().eval()
+    image = torch.randn(3, 50, 50, dtype=torch.float64) * 3
+    a = naive_windows(fc, image, [14, 25])
+    b = conv_windows(to_convolutional(fc), image, [14, 25])
+    assert b.logits.dtype == torch.float64 and (a.logits - b.logits).abs().max() < 1e-10

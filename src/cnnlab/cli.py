@@ -111,7 +111,13 @@ def _add_face(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_face)
 
 
-_SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_summary, _add_face)
+def _add_detect(subparsers: argparse._SubParsersAction) -> None:
+    from .detect.cli import add_parser
+
+    add_parser(subparsers)
+
+
+_SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_summary, _add_face, _add_detect)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -103,7 +103,7 @@ def object_crops(root: str | Path, split: str, size: int, seed: int, *, context:
                 continue
             marks = np.full((5, 2), np.nan)
             if obj.get("landmarks") is not None:
-                marks = (np.asarray(obj["landmarks"]) - [cx0, cy0]) / side
+                marks = (np.asarray(obj["landmarks"]) + 0.5 - [cx0, cy0]) / side  # pixel index → edge units
             _add(out, cut(img, cx0, cy0, side, size), obj["class_id"], _to_crop(obj["box"], cx0, cy0, side),
                  marks, [k, cx0, cy0, side, float(obj.get("difficult", False))])
             n_obj += 1

@@ -70,6 +70,7 @@ class ConvWindowClassifier(nn.Module):
         self.fc1 = nn.Conv2d(c, source.fc1.out_features, source.pooled)
         self.fc2 = nn.Conv2d(source.fc2.in_features, source.fc2.out_features, 1)
         self.fc3 = nn.Conv2d(source.fc3.in_features, source.fc3.out_features, 1)
+        self.to(source.fc1.weight.dtype)
         with torch.no_grad():  # flatten order (c, h, w) is the filter's (in, kh, kw)
             self.fc1.weight.copy_(source.fc1.weight.view(-1, c, source.pooled, source.pooled))
             self.fc2.weight.copy_(source.fc2.weight[:, :, None, None])
