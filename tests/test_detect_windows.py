@@ -69,3 +69,14 @@ def test_float64_twin_agrees_to_rounding():
     a = naive_windows(fc, image, [14, 25])
     b = conv_windows(to_convolutional(fc), image, [14, 25])
     assert b.logits.dtype == torch.float64 and (a.logits - b.logits).abs().max() < 1e-10
+
+
+def test_map_ignores_difficult_objects_as_voc_does():
+    from cnnlab.detect.evaluate import mean_average_precision
+
+    pred = [{"boxes": torch.tensor([[0.0, 0, 10, 10]]), "scores": torch.tensor([0.9]), "labels": torch.tensor([0])}]
+    boxes = torch.tensor([[0.0, 0, 10, 10], [50, 50, 60, 60]])
+    hard = {"boxes": boxes, "labels": torch.tensor([0, 0]), "difficult": torch.tensor([False, True])}
+    easy = {"boxes": boxes, "labels": torch.tensor([0, 0]), "difficult": torch.tensor([False, False])}
+    assert mean_average_precision(pred, [hard])["map_50"] == pytest.approx(1.0)
+    assert mean_average_precision(pred, [easy])["map_50"] == pytest.approx(0.5, abs=0.01)  # half the objects found

@@ -52,8 +52,6 @@ def detect_image(module, path: Path, score: float | None = None, iou: float | No
 
 
 def run(args: argparse.Namespace) -> int:
-    from PIL import Image
-
     from ..data.images import DataError
     from ..io import atomic_path, write_json
     from .preview import draw_objects
