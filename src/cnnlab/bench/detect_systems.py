@@ -4,7 +4,8 @@ Three sections of docs/BENCHMARKS.md from one run:
 
 * ``sliding_windows``: the same windows of the same test images classified three ways — naive one
   crop at a time (the course's description), naive with all crops of an image in one batch, and
-  the convolutional twin run once per scale — at several strides, on 1 and 2 threads: windows per
+  the convolutional twin run once per scale (its first FC-as-convolution strides over the pooled map
+  for strides above 2) — at several strides, on 1 and 2 threads: windows per
   image, ms per image, speed-up of the convolutional implementation, largest logit difference.
 * ``localisation``: the localiser trained with each loss (course, logistic) for ``--epochs`` on
   the train crops; accuracy, localisation accuracy and mean IoU on the test crops.
@@ -28,6 +29,8 @@ from pathlib import Path
 import torch
 
 from cnnlab.bench.report import DEFAULT_PATH, write_section
+
+SECTIONS = ("sliding_windows", "localisation", "landmarks")
 
 
 def _time(fn, repeat: int) -> float:
@@ -75,7 +78,7 @@ def sliding(cfg, n_images: int, strides: list[int]) -> str:
         f"convolutional twin with the same weights ({source}), on {len(images)} test scenes (128×128) at window "
         f"sizes {sizes} px. Stride in pixels of the rescaled image (×size/14 in the scene). *Naive, one by one*: "
         "every crop through the classifier separately, as the course describes it (timed on 2 images); "
-        "*naive, batched*: all of an image's crops in one batch; *conv*: the twin once per scale. Speed-ups are "
+        "*naive, batched*: all of an image's crops in one batch; *conv*: the twin once per scale (for strides above 2 its first FC-as-convolution steps by stride/2, so skipped windows are never computed). Speed-ups are "
         "measured side by side in this run. Max |Δ| is the largest logit difference between naive and "
         f"convolutional over every window (float32). Load average at the start: {os.getloadavg()[0]:.1f} on "
         f"{os.cpu_count()} cores (other helpers' jobs share them: absolute times are pessimistic).",
@@ -152,16 +155,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--images", type=int, default=6, help="test scenes timed")
     p.add_argument("--strides", type=int, nargs="+", default=[2, 4, 8])
     p.add_argument("--epochs", type=int, default=30, help="training epochs of the localiser and the regressor")
+    p.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="sections to measure")
     p.add_argument("--output", default=str(DEFAULT_PATH))
     args = p.parse_args(argv)
     cfg = compose("trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", config_name="detect")
     if not (Path(cfg.paths.prepared) / "dataset.json").is_file():
         raise SystemExit(f"{cfg.paths.prepared}: not prepared (python -m cnnlab.stages.prepare data=scenes)")
-    write_section("sliding_windows", sliding(cfg, args.images, args.strides), path=args.output)
+    if "sliding_windows" in args.only:
+        write_section("sliding_windows", sliding(cfg, args.images, args.strides), path=args.output)
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as tmp:
-        write_section("localisation", localisation(cfg, args.epochs, Path(tmp)), path=args.output)
-        write_section("landmarks", landmarks(cfg, args.epochs, Path(tmp)), path=args.output)
+        if "localisation" in args.only:
+            write_section("localisation", localisation(cfg, args.epochs, Path(tmp)), path=args.output)
+        if "landmarks" in args.only:
+            write_section("landmarks", landmarks(cfg, args.epochs, Path(tmp)), path=args.output)
 
 
 if __name__ == "__main__":

@@ -78,10 +78,17 @@ class ConvWindowClassifier(nn.Module):
             for conv, fc in ((self.fc1, source.fc1), (self.fc2, source.fc2), (self.fc3, source.fc3)):
                 conv.bias.copy_(fc.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``[N, K, H', W']``: window ``(i, j)`` starts at pixel ``(2i, 2j)`` of ``x``."""
+    def forward(self, x: torch.Tensor, step: int = 1) -> torch.Tensor:
+        """Logits ``[N, K, H', W']``: window ``(i, j)`` starts at pixel ``(2·step·i, 2·step·j)`` of ``x``.
+
+        Args:
+            step: keep every ``step``-th window: the first FC-as-convolution strides by ``step`` over
+                the pooled map, so windows between them are never computed (the shared first
+                convolution still runs once over the whole image).
+        """
         x = self.pool(F.relu(self.conv(x)))
-        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+        x = F.conv2d(x, self.fc1.weight, self.fc1.bias, stride=step)
+        return self.fc3(F.relu(self.fc2(F.relu(x))))
 
 
 def to_convolutional(model: WindowClassifier) -> ConvWindowClassifier:
@@ -144,7 +151,7 @@ def naive_windows(model: WindowClassifier, image: torch.Tensor, sizes: Sequence[
 
 @torch.no_grad()
 def conv_windows(model: ConvWindowClassifier, image: torch.Tensor, sizes: Sequence[float], stride: int = 2) -> Windows:
-    """Run the convolutional twin once per scale; keep every ``stride / 2``-th output position."""
+    """Run the convolutional twin once per scale, at every ``stride / 2``-th position of its output grid."""
     if stride % 2:
         raise ValueError(f"stride {stride}: the convolutional implementation steps by 2 (the pooling's)")
     k = stride // 2
@@ -152,7 +159,7 @@ def conv_windows(model: ConvWindowClassifier, image: torch.Tensor, sizes: Sequen
     logits, boxes, counts = [], [], []
     for size in sizes:
         img, f = _rescaled(image, w, size)
-        out = model(img[None])[0][:, ::k, ::k]                      # [K, ny, nx]
+        out = model(img[None], step=k)[0]                           # [K, ny, nx]
         ny, nx = out.shape[1:]
         logits.append(out.permute(1, 2, 0).reshape(-1, out.shape[0]))
         boxes.append(_grid_boxes(ny, nx, stride, w, f))
