@@ -77,8 +77,12 @@ def crops_for(cfg: DictConfig, task: str, split: str) -> Crops:
         faces = [read_meta(root)["classes"].index("face")] if "face" in read_meta(root)["classes"] else []
         if not faces:
             raise DataError(f"{root}: no 'face' class, so no landmarks to learn")
-        return object_crops(root, split, size, cfg.seed, context=tuple(t.context), jitter=t.jitter,
-                            max_other=t.max_other, background=0.0, kinds=faces)
+        crops = object_crops(root, split, size, cfg.seed, context=tuple(t.context), jitter=t.jitter,
+                             max_other=t.max_other, background=0.0, kinds=faces)
+        keep = ~np.isnan(crops.landmarks).any(axis=(1, 2))  # faces of a VOC folder carry no landmarks
+        if not keep.any():
+            raise DataError(f"{root}/{split}: no faces with landmarks")
+        return Crops(crops.images[keep], crops.class_id[keep], crops.box[keep], crops.landmarks[keep], crops.source[keep])
     return object_crops(root, split, size, cfg.seed, context=tuple(t.context), jitter=t.jitter,
                         max_other=t.max_other, background=t.background, near_negatives=task == "windows")
 
