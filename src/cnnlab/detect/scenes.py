@@ -255,7 +255,8 @@ def _colour(rng: np.random.Generator) -> list[int]:
     return [int(r * 255), int(g * 255), int(b * 255)]
 
 
-def _try_place(rng, cfg: SceneConfig, size: tuple[int, int], placed: list[dict]) -> tuple[np.ndarray, float, float]:
+def _try_place(rng, cfg: SceneConfig, size: tuple[int, int], placed: list[dict]) -> np.ndarray:
+    """A random placement of a sprite of ``size``, beside an earlier object with probability ``cfg.near``."""
     longer = float(math.exp(rng.uniform(*np.log(cfg.object_size))))
     aspect = float(math.exp(rng.uniform(*np.log(cfg.aspect))))
     angle = float(rng.uniform(-cfg.rotation, cfg.rotation))
@@ -266,7 +267,7 @@ def _try_place(rng, cfg: SceneConfig, size: tuple[int, int], placed: list[dict])
         centre = np.clip(np.asarray(ref) + rng.uniform(-14, 14, 2), lo, hi)
     else:
         centre = rng.uniform(lo, hi, 2)
-    return placement(size, tuple(centre), longer, aspect, angle), longer, angle
+    return placement(size, tuple(centre), longer, aspect, angle)
 
 
 def make_scene(rng: np.random.Generator, cfg: SceneConfig, split: str, pool: Pools, faces_root: str,
@@ -282,12 +283,12 @@ def make_scene(rng: np.random.Generator, cfg: SceneConfig, split: str, pool: Poo
     placed: list[dict] = []
     for _ in range(int(rng.integers(cfg.objects[0], cfg.objects[1] + 1))):
         kind = CLASSES[int(rng.integers(len(CLASSES)))]
-        index = {"face": lambda: int(rng.choice(pool.faces[split])),
-                 "digit": lambda: int(rng.choice(pool.digits[split]))}.get(kind, lambda: 0)()
+        source = {"face": pool.faces, "digit": pool.digits}.get(kind)
+        index = int(rng.choice(source[split])) if source else 0
         colour = _colour(rng)
         rgb, alpha, marks = sprite(kind, index, faces_root, colour)
         for _attempt in range(20):
-            affine, _, _ = _try_place(rng, cfg, alpha.shape, placed)
+            affine = _try_place(rng, cfg, alpha.shape, placed)
             full = paste_mask(alpha, affine, (n, n))
             if full.sum() < 16 or full[0].any() or full[-1].any() or full[:, 0].any() or full[:, -1].any():
                 continue
