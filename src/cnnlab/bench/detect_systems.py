@@ -21,6 +21,7 @@ speed does not depend on its weights). Needs ``data/prepared/scenes``.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import tempfile
 import time
@@ -54,6 +55,8 @@ def sliding(cfg, n_images: int, strides: list[int]) -> str:
         fc, hp, source = WindowClassifier(6).eval(), {"sizes": list(cfg.windows.sizes), "normalization": None}, \
             "random weights (no trained checkpoint)"
     conv = to_convolutional(fc)
+    fc64 = copy.deepcopy(fc).double()
+    conv64 = to_convolutional(fc64)
     ds = DetectionDataset(cfg.paths.prepared, "test")
     norm = hp["normalization"] or {"mean": [0.5] * 3, "std": [0.25] * 3}
     mean, std = torch.tensor(norm["mean"]).view(-1, 1, 1), torch.tensor(norm["std"]).view(-1, 1, 1)
@@ -66,26 +69,32 @@ def sliding(cfg, n_images: int, strides: list[int]) -> str:
             count = sum(naive_windows(fc, images[0], sizes, stride).counts)
             diff = max(float((naive_windows(fc, x, sizes, stride).logits - conv_windows(conv, x, sizes, stride).logits)
                              .abs().max()) for x in images)
-            seq = sum(_time(lambda x=x: naive_windows(fc, x, sizes, stride, batch=1), 1) for x in images[:2]) / min(2, len(images))
+            diff64 = max(float((naive_windows(fc64, x.double(), sizes, stride).logits
+                                - conv_windows(conv64, x.double(), sizes, stride).logits).abs().max()) for x in images)
+            seq = _time(lambda: naive_windows(fc, images[0], sizes, stride, batch=1), 1)
             batched = sum(_time(lambda x=x: naive_windows(fc, x, sizes, stride), 2) for x in images) / len(images)
             fast = sum(_time(lambda x=x: conv_windows(conv, x, sizes, stride), 3) for x in images) / len(images)
             rows.append(f"| {stride} | {threads} | {count:,} | {1000 * seq:,.1f} | {1000 * batched:,.1f} | "
-                        f"{1000 * fast:,.1f} | {seq / fast:,.1f}× | {batched / fast:,.1f}× | {diff:.1e} |")
+                        f"{1000 * fast:,.1f} | {seq / fast:,.1f}× | {batched / fast:,.1f}× | {diff:.1e} | {diff64:.1e} |")
+    load = os.getloadavg()[0]
     return "\n".join([
         "## Sliding windows: naive vs convolutional (issue 16, CPU)",
         "",
         f"The course's window classifier (14×14×3 → CONV 5×5×16 → POOL → FC 400 → FC 400 → 6) and its "
         f"convolutional twin with the same weights ({source}), on {len(images)} test scenes (128×128) at window "
         f"sizes {sizes} px. Stride in pixels of the rescaled image (×size/14 in the scene). *Naive, one by one*: "
-        "every crop through the classifier separately, as the course describes it (timed on 2 images); "
+        "every crop through the classifier separately, as the course describes it (timed on the first image); "
         "*naive, batched*: all of an image's crops in one batch; *conv*: the twin once per scale (for strides above 2 its first FC-as-convolution steps by stride/2, so skipped windows are never computed). Speed-ups are "
-        "measured side by side in this run. Max |Δ| is the largest logit difference between naive and "
-        f"convolutional over every window (float32). Load average at the start: {os.getloadavg()[0]:.1f} on "
-        f"{os.cpu_count()} cores (other helpers' jobs share them: absolute times are pessimistic).",
+        "measured side by side in this run. Max abs diff is the largest logit difference between naive and "
+        "convolutional over every window, with the weights in float32 and in float64 (the same computation "
+        f"up to rounding). Load average at the start: {load:.1f} on {os.cpu_count()} cores (other helpers' "
+        "jobs share them: absolute times are pessimistic"
+        + ("; with the load above the core count the 2-thread rows mostly measure contention, rerun on an "
+           "idle machine for them)." if load > (os.cpu_count() or 1) else ")."),
         "",
         "| stride | threads | windows / image | naive, one by one (ms) | naive, batched (ms) | conv (ms) | "
-        "speed-up vs one by one | vs batched | max abs diff |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "speed-up vs one by one | vs batched | max abs diff (float32) | (float64) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         *rows,
     ])
 
