@@ -62,6 +62,7 @@ def sliding(cfg, n_images: int, strides: list[int]) -> str:
     mean, std = torch.tensor(norm["mean"]).view(-1, 1, 1), torch.tensor(norm["std"]).view(-1, 1, 1)
     images = [(ds[i][0].float() / 255 - mean) / std for i in range(min(n_images, len(ds)))]
     sizes = list(hp["sizes"])
+    load = os.getloadavg()[0]
     rows = []
     for stride in strides:
         for threads in (1, 2):
@@ -76,7 +77,6 @@ def sliding(cfg, n_images: int, strides: list[int]) -> str:
             fast = sum(_time(lambda x=x: conv_windows(conv, x, sizes, stride), 3) for x in images) / len(images)
             rows.append(f"| {stride} | {threads} | {count:,} | {1000 * seq:,.1f} | {1000 * batched:,.1f} | "
                         f"{1000 * fast:,.1f} | {seq / fast:,.1f}× | {batched / fast:,.1f}× | {diff:.1e} | {diff64:.1e} |")
-    load = os.getloadavg()[0]
     return "\n".join([
         "## Sliding windows: naive vs convolutional (issue 16, CPU)",
         "",
