@@ -69,7 +69,8 @@ def evaluate_localiser(cfg: DictConfig) -> dict[str, Any]:
     truth = [{"boxes": [to_xyxy(box[i]).tolist()] if cid[i] >= 0 else [], "labels": [name(int(cid[i]))] if cid[i] >= 0 else [],
               "ids": [int(cid[i])]} for i in range(len(cid))]
     preds = [{"boxes": [to_xyxy(d["box"][i]).tolist()] if pred[i] >= 0 else [[0.02, 0.02, 0.98, 0.98]],
-              "labels": [name(int(pred[i]))], "ids": [max(int(pred[i]), 0) if pred[i] >= 0 else 9],
+              "labels": [name(int(pred[i])) if pred[i] == cid[i] else f"{name(int(pred[i]))}, is {name(int(cid[i]))}"],
+              "ids": [max(int(pred[i]), 0) if pred[i] >= 0 else 9],
               "scores": [float(d["p_c"][i])]} for i in range(len(cid))]
     wrong = [i for i in range(len(cid)) if pred[i] != cid[i] or (cid[i] >= 0 and iou[i] < 0.5)]
     wrong = sorted(wrong, key=lambda i: float(iou[i]))[:N_PICTURES]
