@@ -19,6 +19,17 @@ def run(cfg: DictConfig) -> dict:
     # Imported here, not at module level: `--help` and config errors need no numpy, PIL or sklearn.
     from ..data.prepare import prepare
 
+    # Detection and segmentation data sets read the whole config (paths, seed); the classification
+    # sources go through cnnlab.data.prepare.PREPARERS.
+    source = cfg.data.source
+    if source in ("scenes", "voc"):  # boxes, masks, landmarks (cnnlab.detect)
+        from ..detect.prepare import prepare_detection
+
+        return prepare_detection(cfg)
+    if source == "masks":  # image/mask folders for segmentation (cnnlab.segment.masks)
+        from ..segment.masks import prepare_from_config
+
+        return prepare_from_config(cfg)
     return prepare(to_dict(cfg.data), cfg.paths.prepared)
 
 
