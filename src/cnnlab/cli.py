@@ -111,22 +111,20 @@ def _add_face(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_face)
 
 
-<<<<<<< HEAD
 def _add_predict(subparsers: argparse._SubParsersAction) -> None:
     from .predict import add_parser  # light: the handler imports torch itself
-=======
-def _add_detect(subparsers: argparse._SubParsersAction) -> None:
-    from .detect.cli import add_parser
->>>>>>> h16
 
     add_parser(subparsers)
 
 
-<<<<<<< HEAD
-_SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_summary, _add_face, _add_predict)
-=======
-_SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_summary, _add_face, _add_detect)
->>>>>>> h16
+def _add_detect(subparsers: argparse._SubParsersAction) -> None:
+    from .detect.cli import add_parser
+
+    add_parser(subparsers)
+
+
+_SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+    _add_summary, _add_face, _add_predict, _add_detect)
 
 
 def build_parser() -> argparse.ArgumentParser:
