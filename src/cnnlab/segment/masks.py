@@ -234,7 +234,8 @@ def _samples(rows: list, names: Sequence[str], cfg: MaskImport) -> list:
     return out
 
 
-def prepare_masks(cfg: MaskImport, out: str | Path, name: str = "masks") -> dict[str, Any]:
+def prepare_masks(cfg: MaskImport, out: str | Path, name: str = "masks", fingerprint: str | None = None
+                  ) -> dict[str, Any]:
     """Validate ``cfg.root`` and write it to ``out`` in the shared layout. Returns dataset.json's content.
 
     ``dataset.json`` records ``background`` (the name of index 0) besides ``classes`` (the others).
@@ -249,4 +250,48 @@ def prepare_masks(cfg: MaskImport, out: str | Path, name: str = "masks") -> dict
     samples = {s: _samples(rows, names, cfg) for s, rows in splits.items()}
     return write_dataset(out, samples, names[1:], name=name, source="masks", seed=cfg.seed,
                          extra={"background": names[0], "root": str(Path(cfg.root).resolve()),
-                                "split_given": "all" not in masks})
+                                "split_given": "all" not in masks, "fingerprint": fingerprint})
+
+
+def import_config(data: Any) -> MaskImport:
+    """:class:`MaskImport` from the ``data`` config of ``conf/data/masks.yaml``."""
+    if data.get("root") in (None, "???"):
+        raise DataError("data.root: not set (data=masks data.root=/path/to/folder)")
+    palette = data.get("palette")
+    classes = data.get("classes")
+    return MaskImport(root=str(data.root), classes=None if classes is None else list(classes),
+                      palette=None if palette is None else [list(c) for c in palette],
+                      max_side=int(data.max_side), large=str(data.large), val=float(data.split.val),
+                      test=float(data.split.test), seed=int(data.split.seed))
+
+
+def fingerprint(cfg: MaskImport) -> str:
+    """A hash of the import settings and of every file's name, size and modification time under the root."""
+    import hashlib
+
+    h = hashlib.sha256(repr(cfg).encode())
+    root = Path(cfg.root)
+    for f in sorted(p for p in root.rglob("*") if p.is_file()):
+        st = f.stat()
+        h.update(f"{f.relative_to(root)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def prepare_from_config(cfg: Any) -> dict[str, Any]:
+    """``prepare data=masks``: import ``cfg.data.root`` into ``cfg.paths.prepared``."""
+    imp = import_config(cfg.data)
+    meta = prepare_masks(imp, cfg.paths.prepared, name=cfg.data.name, fingerprint=fingerprint(imp))
+    return meta
+
+
+def ensure_prepared(cfg: Any) -> None:
+    """For ``data=masks``, (re)import the folder when the prepared copy is missing or out of date."""
+    import json
+
+    if cfg.data.get("source") != "masks":
+        return
+    imp = import_config(cfg.data)
+    meta_path = Path(cfg.paths.prepared) / "dataset.json"
+    if meta_path.is_file() and json.loads(meta_path.read_text()).get("fingerprint") == fingerprint(imp):
+        return
+    prepare_from_config(cfg)

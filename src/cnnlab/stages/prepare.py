@@ -17,6 +17,8 @@ def run(cfg: DictConfig) -> dict:
     d = cfg.data
     if d.source in ("scenes", "voc"):  # detection data sets: boxes, masks, landmarks
         return __import__("cnnlab.detect.prepare", fromlist=["_"]).prepare_detection(cfg)
+    if d.source == "masks":  # image/mask folders for segmentation (cnnlab.segment.masks)
+        return __import__("cnnlab.segment.masks", fromlist=["_"]).prepare_from_config(cfg)
     if d.source == "sklearn_digits":
         items = digits_source(d.image_size or 32)
     elif d.source == "folder":
