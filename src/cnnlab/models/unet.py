@@ -308,3 +308,22 @@ def unet_backbone(num_classes: int = 23, in_chans: int = 3, backbone: str = "res
                   **backbone_kwargs) -> BackboneUNet:
     """U-Net with a zoo model as the encoder (``backbone=resnet18``, ``mobilenet_v2``, ...)."""
     return BackboneUNet(backbone, num_classes, in_chans, decoder_filters, **backbone_kwargs)
+
+
+@_register("smp_unet", input_size=(3, 96, 128))
+def smp_unet(num_classes: int = 23, in_chans: int = 3, encoder_name: str = "resnet34") -> nn.Module:
+    """segmentation_models_pytorch's ``Unet(encoder_weights=None)``: the outside reference (a dev extra).
+
+    Input sides must be multiples of 32.
+
+    Raises:
+        ImportError: segmentation_models_pytorch is not installed (``pip install -e .[dev]``).
+    """
+    try:
+        import segmentation_models_pytorch as smp
+    except ImportError as err:
+        raise ImportError("model=smp_unet needs segmentation_models_pytorch (a dev extra: pip install -e .[dev])"
+                          ) from err
+    model = smp.Unet(encoder_name=encoder_name, encoder_weights=None, in_channels=in_chans, classes=num_classes)
+    model.num_classes = num_classes
+    return model
