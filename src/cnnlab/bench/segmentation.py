@@ -22,6 +22,7 @@ DEFAULT_MODELS = ("unet", "unet_backbone", "encoder_decoder", "smp_unet")
 
 def _overrides(model: str, args: argparse.Namespace, work: Path) -> list[str]:
     width = [f"model.n_filters={args.n_filters}"] if model in ("unet", "encoder_decoder") else []
+    width += [f"model.encoder_name={args.smp_encoder}"] if model == "smp_unet" else []
     return [f"model={model}", *width, f"segmenter.size={args.size}", f"trainer.max_epochs={args.epochs}",
             f"segmenter.batch_size={args.batch_size}", "trainer.enable_progress_bar=false",
             "trainer.enable_model_summary=false", f"num_workers={args.workers}", f"seed={args.seed}",
@@ -66,9 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--size", type=int, default=96, help="training side (scenes are 128×128)")
     parser.add_argument("--n-filters", type=int, default=16, help="first-level width of unet / encoder_decoder")
+    parser.add_argument("--smp-encoder", default="resnet18", help="smp_unet's encoder (the zoo U-Net uses resnet18)")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--note", default="", help="a sentence about the machine's load, put in the section")
     parser.add_argument("--no-write", action="store_true", help="print the table, leave docs/BENCHMARKS.md alone")
@@ -108,9 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         f"augmentation, cross-entropy; the checkpoint with the best validation mIoU (60 images) is scored on the "
         f"60 test images at their own 128×128 size. mIoU and Dice are means over the 6 classes, background "
         f"included (torchmetrics). `unet` and `encoder_decoder` are the course's architecture at "
-        f"n_filters={args.n_filters} (the course's 32 costs 4× the compute, too much for this CPU budget); "
+        f"n_filters={args.n_filters} (the course's 32 costs {(32 / args.n_filters) ** 2:.0f}× the compute, too much for "
+        f"this CPU budget); "
         f"`unet_backbone` is the zoo's resnet18 as encoder with the course's upsampling blocks; `smp_unet` is "
-        f"segmentation_models_pytorch's `Unet(encoder_weights=None)` (resnet34 encoder), untrained weights like ours. "
+        f"segmentation_models_pytorch's `Unet(encoder_weights=None)` ({args.smp_encoder} encoder), from random weights like ours. "
         f"Latency: one image at {args.size}×{args.size}, one thread, median of 10. Training used {args.threads} "
         f"threads.\n\n{ratio}{args.note}\n\n{body}\n")
     write_section("segmentation", text, command="python -m cnnlab.bench.segmentation "
