@@ -122,3 +122,15 @@ def test_summary_cli_prints_the_course_table():
                          capture_output=True, text=True, check=True)
     assert "Total params: 8,640,471" in res.stdout
     assert "23×96×128" in res.stdout and "ConvTranspose2d" in res.stdout
+
+
+def test_valid_convolution_output_is_mirrored_to_the_input_size():
+    from cnnlab.segment.module import center_crop_target, predict_logits
+
+    model = create_model("unet_paper", n_filters=2, in_chans=3, num_classes=3).eval()
+    x = torch.rand(1, 3, 188, 188)
+    assert model(x).shape[-2:] == (4, 4)  # 188 → 4: the paper's arithmetic, 184 pixels of context
+    with torch.no_grad():
+        assert predict_logits(model, x).shape == (1, 3, 188, 188)
+    target = torch.arange(188 * 188).reshape(1, 188, 188)
+    assert torch.equal(center_crop_target(target, (4, 4)), target[:, 92:96, 92:96])
