@@ -14,6 +14,7 @@ include: "workflow/rules/finetune.smk"
 include: "workflow/rules/faces.smk"
 include: "workflow/rules/benchmark_faces.smk"
 include: "workflow/rules/detect.smk"
+include: "workflow/rules/segment.smk"
 
 
 rule all:
@@ -29,3 +30,4 @@ rule all:
         expand(rules.evaluate_localiser.output.metrics, dataset=DETECT_DATASETS),
         expand(rules.evaluate_landmarks.output.metrics, dataset=DETECT_DATASETS),
         expand(rules.evaluate_windows.output.metrics, dataset=DETECT_DATASETS),
+        expand(rules.evaluate_segmenter.output.metrics, dataset=SEGMENT["datasets"], model=SEGMENT["models"]),

@@ -6,12 +6,15 @@ import pytest
 from conftest import REPO
 from omegaconf import open_dict
 
+from cnnlab.models import get_entry
 from cnnlab.tasks.fit import fit
 
 FAST = {"lenet5", "course_lenet_example", "course_39x39_example", "nin", "resnet18", "mobilenet_v1",
         "mobilenet_v2", "googlenet", "efficientnet_b0", "alexnet"}
 NOT_IMAGES = {"conv1d_net", "conv3d_net"}
-MODELS = sorted(p.stem for p in (REPO / "conf" / "model").glob("*.yaml") if p.stem not in NOT_IMAGES)
+SEGMENTERS = {p.stem for p in (REPO / "conf" / "model").glob("*.yaml")  # trained by train_segmenter (test_unet.py)
+              if get_entry(p.stem).default_cfg.get("task") == "segmentation"}
+MODELS = sorted(p.stem for p in (REPO / "conf" / "model").glob("*.yaml") if p.stem not in NOT_IMAGES | SEGMENTERS)
 PARAMS = [pytest.param(m, marks=() if m in FAST else pytest.mark.slow) for m in MODELS]
 
 

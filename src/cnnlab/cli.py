@@ -123,8 +123,14 @@ def _add_detect(subparsers: argparse._SubParsersAction) -> None:
     add_parser(subparsers)
 
 
+def _add_segment(subparsers: argparse._SubParsersAction) -> None:
+    from .segment.cli import add_parser
+
+    add_parser(subparsers)
+
+
 _SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
-    _add_summary, _add_face, _add_predict, _add_detect)
+    _add_summary, _add_face, _add_predict, _add_detect, _add_segment)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,6 +10,7 @@ from . import (  # noqa: F401  (importing registers the builders)
     mobilenet,
     nin,
     resnet,
+    unet,
     vgg,
 )
 from .registry import create_model, default_input_size, get_entry, list_models, register_model

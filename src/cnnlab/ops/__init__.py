@@ -17,13 +17,14 @@ from .cost import (
     pointwise_mults,
 )
 from .pool import create_mask_from_window, distribute_value, pool_backward, pool_forward
-from .sizes import conv_output_size, same_padding
+from .sizes import conv_output_size, conv_transpose_output_size, same_padding
 
 __all__ = [
     "conv_backward",
     "conv_forward",
     "conv_mults",
     "conv_output_size",
+    "conv_transpose_output_size",
     "conv_params",
     "conv_single_step",
     "convolve2d",

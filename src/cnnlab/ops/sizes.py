@@ -4,6 +4,10 @@ The course's formula: an n×n input, padded by p on every side and scanned by an
 filter with stride s, gives floor((n + 2p − f) / s) + 1 outputs per side. The filter must lie
 entirely inside the padded input ("do not compute outside the padding frame"), so f may not
 exceed n + 2p.
+
+A transposed convolution runs the same arithmetic backwards: (n − 1)·s − 2p + f + output_padding
+(``torch.nn.ConvTranspose2d``'s formula with dilation 1). The course's U-Net upsamples with f = 3,
+s = 2, which doubles a side with p = 1 and output_padding = 1 (Keras' ``padding="same"``).
 """
 
 from __future__ import annotations
@@ -40,6 +44,35 @@ def conv_output_size(n: int, f: int, p: int = 0, s: int = 1) -> int:
         raise ValueError(f"filter size f={f} exceeds the padded input n + 2p = {n + 2 * p} "
                          f"(n={n}, p={p})")
     return int((n + 2 * p - f) // s + 1)
+
+
+def conv_transpose_output_size(n: int, f: int, p: int = 0, s: int = 1, output_padding: int = 0) -> int:
+    """Output length along one axis of a transposed convolution, (n − 1)·s − 2p + f + output_padding.
+
+    Args:
+        n: input length.
+        f: filter length.
+        p: padding removed from each side of the full output (torch's ``padding``).
+        s: stride (the upsampling factor).
+        output_padding: extra length added on one side, to pick among the ``s`` input lengths
+            that a stride-``s`` convolution maps to the same output; must be smaller than ``s``.
+
+    Raises:
+        ValueError: on non-positive n, f or s, negative p, ``output_padding >= s``, or a padding
+            that leaves no output.
+    """
+    _check_int("n", n, 1)
+    _check_int("f", f, 1)
+    _check_int("p", p, 0)
+    _check_int("s", s, 1)
+    _check_int("output_padding", output_padding, 0)
+    if output_padding >= s:
+        raise ValueError(f"output_padding={output_padding} must be smaller than the stride s={s}")
+    out = (n - 1) * s - 2 * p + f + output_padding
+    if out < 1:
+        raise ValueError(f"padding p={p} removes the whole output of a transposed convolution "
+                         f"(n={n}, f={f}, s={s})")
+    return int(out)
 
 
 def same_padding(f: int) -> int:

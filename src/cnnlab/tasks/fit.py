@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..augment.gpu import BatchAugment
 from ..data.datamodule import ImageFolderDataModule
-from ..models import default_input_size
+from ..models import default_input_size, get_entry
 from .classifier import Classifier
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 def input_hw(cfg: DictConfig) -> tuple[int, int]:
     """(H, W) to feed the model: ``data.image_size`` if set, else the architecture's own size."""
     native = default_input_size(cfg.model.name)
+    if get_entry(cfg.model.name).default_cfg.get("task") == "segmentation":
+        raise ValueError(f"model={cfg.model.name} is a segmentation model: train it with "
+                         f"`python -m cnnlab.stages.train_segmenter model={cfg.model.name}`")
     if len(native) != 3:
         raise ValueError(f"model={cfg.model.name} takes {len(native) - 1}-D inputs {tuple(native)}, "
                          f"not images: it cannot train on the image data set {cfg.data.name!r}")

@@ -1,0 +1,129 @@
+"""The segmentation LightningModule, full-size prediction, and loading its checkpoints safely."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import lightning as L
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from torchmetrics.classification import MulticlassJaccardIndex
+
+from ..models import create_model, get_entry
+from .data import IGNORE
+from .losses import segmentation_loss
+
+
+def center_crop_target(target: torch.Tensor, hw: Sequence[int]) -> torch.Tensor:
+    """The centre ``hw`` of a mask batch: the part a valid-convolution network (the paper's) predicts."""
+    h, w = target.shape[-2:]
+    top, left = (h - hw[0]) // 2, (w - hw[1]) // 2
+    return target[..., top:top + hw[0], left:left + hw[1]]
+
+
+def predict_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Logits at the input's size.
+
+    A network with valid convolutions (the paper's U-Net) predicts a smaller centre; the input is
+    then mirrored at its borders by the missing margin (the paper's overlap-tile strategy) and run
+    again, and any rounding left is resampled away.
+    """
+    out = model(x)
+    if out.shape[-2:] == x.shape[-2:]:
+        return out
+    mh, mw = ((a - b + 1) // 2 for a, b in zip(x.shape[-2:], out.shape[-2:]))
+    out = model(F.pad(x, (mw, mw, mh, mh), mode="reflect"))
+    if out.shape[-2:] != x.shape[-2:]:
+        out = F.interpolate(out, size=x.shape[-2:], mode="bilinear", align_corners=False)
+    return out
+
+
+class Segmenter(L.LightningModule):
+    """Per-pixel classifier around a registered segmentation model (``unet``, ``unet_backbone``, ...).
+
+    The checkpoint's hyper-parameters hold plain types only (it loads with ``weights_only=True``):
+    architecture and kwargs, the class names (``classes[0]`` is the background), input channels
+    and training size, and the loss.
+
+    Args:
+        arch: registry name (its entry must have ``task="segmentation"``).
+        classes: ``[background, *classes]``; a mask value indexes it.
+        in_chans: input channels.
+        image_size: (H, W) of training.
+        model_kwargs: builder kwargs.
+        loss: ``ce``, ``weighted_ce``, ``dice`` or ``ce_dice``.
+        class_weights: per-class weights for ``weighted_ce``.
+        optim: Hydra config (dict) of the optimiser, ``_partial_: true``.
+        scheduler: Hydra config (dict) of an LR scheduler factory, or None.
+    """
+
+    def __init__(self, arch: str, classes: list[str], in_chans: int, image_size: list[int],
+                 model_kwargs: dict[str, Any] | None = None, loss: str = "ce",
+                 class_weights: list[float] | None = None, optim: dict[str, Any] | None = None,
+                 scheduler: dict[str, Any] | None = None):
+        super().__init__()
+        if get_entry(arch).default_cfg.get("task") != "segmentation":
+            raise ValueError(f"model={arch} is not a segmentation model (use unet, unet_paper, encoder_decoder "
+                             f"or unet_backbone)")
+        self.save_hyperparameters()
+        self.model = create_model(arch, num_classes=len(classes), in_chans=in_chans, **(model_kwargs or {}))
+        self.val_miou = MulticlassJaccardIndex(len(classes), average="macro", ignore_index=IGNORE)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        x, y = batch
+        logits = self.model(x)
+        if logits.shape[-2:] != y.shape[-2:]:
+            y = center_crop_target(y, logits.shape[-2:])
+        loss = segmentation_loss(self.hparams.loss, logits, y, self.hparams.class_weights)
+        self.log(f"{stage}/loss", loss, prog_bar=True, on_step=False, on_epoch=True, sync_dist=True)
+        if stage == "val":
+            self.val_miou(logits.argmax(1), y)
+            self.log("val/miou", self.val_miou, prog_bar=True, on_step=False, on_epoch=True)
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        return self._step(batch, "val")
+
+    def configure_optimizers(self):
+        cfg = self.hparams.optim or {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3}
+        optimizer = instantiate(cfg)(self.parameters())
+        if not self.hparams.scheduler:
+            return optimizer
+        scheduler = instantiate(self.hparams.scheduler)(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+
+def load_segmenter(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the network of a segmenter checkpoint, loaded with ``weights_only=True``.
+
+    Returns:
+        ``(model in eval mode, hyper-parameters)``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a cnnlab segmenter checkpoint, or it pickles arbitrary objects.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(f"{path}: refused to load (weights_only=True): {err}") from err
+    hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
+    if not hp or "arch" not in hp or "image_size" not in hp or "state_dict" not in ckpt:
+        raise ValueError(f"{path}: not a cnnlab segmenter checkpoint (train one with cnnlab.stages.train_segmenter)")
+    model = create_model(hp["arch"], num_classes=len(hp["classes"]), in_chans=hp["in_chans"],
+                         **(hp.get("model_kwargs") or {}))
+    state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    model.load_state_dict(state)
+    return model.eval(), dict(hp)
