@@ -23,7 +23,7 @@ def test_groups_present():
 @pytest.mark.parametrize("group,option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_option_composes(hydra_cfg, group, option):
     overrides = [f"{'' if group in _DEFAULTS else '+'}{group}={option}"]
-    if (group, option) in (("data", "folder"), ("data", "masks")):
+    if (group, option) in (("data", "folder"), ("data", "masks"), ("data", "voc")):
         overrides.append("data.root=/some/images")
     cfg = hydra_cfg(*overrides)
     OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
