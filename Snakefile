@@ -13,6 +13,8 @@ include: "workflow/rules/select.smk"
 include: "workflow/rules/finetune.smk"
 include: "workflow/rules/faces.smk"
 include: "workflow/rules/benchmark_faces.smk"
+include: "workflow/rules/visualise.smk"
+include: "workflow/rules/style.smk"
 
 
 rule all:
@@ -25,3 +27,5 @@ rule all:
         rules.compare_faces.output.table,
         expand(rules.benchmark.output.metrics, dataset=config["classify"], model=config["models"]),
         rules.benchmark_faces.output.metrics,
+        [f"reports/visualise/{ds}/{name}" for ds, name in VISUALISE],
+        [rules.style_transfer.output.panel.format(content=c, style=s) for c, s in STYLE_PAIRS],
