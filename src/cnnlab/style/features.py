@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -167,25 +168,28 @@ def vgg19(weights: str | Path | None, pool: str = "max") -> FeatureNet:
 
     Default layers (Gatys et al.): content ``relu4_2``, style ``relu1_1`` … ``relu5_1``.
     """
-    from ..models import create_model
     from ..models.convert import load_weight_file, remap_torchvision_state_dict
+    from ..models.vgg import CFGS, make_features
 
-    model = create_model("vgg19", num_classes=0)
+    trunk = make_features(CFGS["E"], 3, batch_norm=False)  # the registry's vgg19 trunk, without its 120 M FC weights
     if weights is not None:
         state = remap_torchvision_state_dict("vgg19", load_weight_file(weights))
-        trunk = {k: v for k, v in state.items() if k.startswith("features.")}
-        missing = sorted(set(model.features.state_dict()) - {k.removeprefix("features.") for k in trunk})
+        feats = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
+        missing = sorted(set(trunk.state_dict()) - set(feats))
         if missing:
-            raise ValueError(f"{weights}: not a torchvision VGG-19 state dict (missing features.{missing[0]}, ...)")
-        model.features.load_state_dict({k.removeprefix("features."): v for k, v in trunk.items()})
+            raise ValueError(f"{weights}: not a torchvision VGG-19 state dict (no features.{missing[0]}, ...)")
+        try:
+            trunk.load_state_dict(feats)
+        except RuntimeError as err:
+            raise ValueError(f"{weights}: not a torchvision VGG-19 state dict ({str(err).splitlines()[-1].strip()})") from None
     if pool == "avg":
-        for i, m in enumerate(model.features):
+        for i, m in enumerate(trunk):
             if isinstance(m, nn.MaxPool2d):
-                model.features[i] = nn.AvgPool2d(2, 2)
+                trunk[i] = nn.AvgPool2d(2, 2)
     elif pool != "max":
         raise ValueError(f"style.pool must be max or avg, got {pool!r}")
-    trunk = model.features
-    return FeatureNet(trunk, _normalizer(IMAGENET["mean"], IMAGENET["std"]), vgg19_aliases(),
+    holder = nn.Sequential(OrderedDict(features=trunk))  # layer paths features.<i>, as in torchvision
+    return FeatureNet(holder, _normalizer(IMAGENET["mean"], IMAGENET["std"]), vgg19_aliases(),
                       {"content": "relu4_2", "style": ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]},
                       name="vgg19")
 
