@@ -101,3 +101,12 @@ def test_stage_writes_pictures_and_logs_every_step(tmp_path):
               run_env(tmp_path), check=False)
     assert res.returncode != 0 and "bad.jpg: not an image" in res.stdout + res.stderr
     assert not (tmp_path / "none").exists()
+
+
+def test_entry_configs_take_debug_tiny():
+    from cnnlab.stages._app import compose
+
+    style = compose("debug=tiny", config_name="style").style
+    assert (style.steps, style.size, style.alpha, style.beta) == (3, 64, 10.0, 40.0)
+    assert compose(config_name="style").style.layer_weights is None  # equal λ: 0.2 on each of five
+    assert compose("debug=tiny", config_name="visualise").visualise.max_images == 60

@@ -1,14 +1,15 @@
 """Content and style images: those that install with the stack, or a user's own file.
 
-Built in (no download):
+Built in (no download; credits as the packages give them, see README "Data credit"):
 
-- scikit-image ``skimage.data``: ``astronaut`` (Eileen Collins, NASA, public domain), ``chelsea``
-  (Stéfan van der Walt's cat), ``coffee`` (Rachel Michetti), ``rocket`` (SpaceX, CC0),
-  ``immunohistochemistry`` (Wikimedia, public domain), ``hubble_deep_field`` (NASA/ESA),
-  and the grey textures ``brick``, ``grass``, ``gravel`` (Brodatz-like photographs by the
-  scikit-image contributors, CC0);
-- scikit-learn ``load_sample_image``: ``china`` and ``flower`` (Creative Commons, as credited in
-  scikit-learn's ``datasets/images/README.txt``).
+- scikit-image ``skimage.data``: ``astronaut`` (Eileen Collins, NASA, no known copyright
+  restrictions), ``chelsea`` (CC0, Stéfan van der Walt), ``coffee`` (CC0, Rachel Michetti, courtesy
+  of Pikolo Espresso Bar), ``rocket`` (SpaceX, public domain), ``immunohistochemistry`` (Center for
+  Microscopy And Molecular Imaging, no known copyright restrictions), ``hubble_deep_field`` (NASA,
+  public domain), and the grey textures ``brick`` and ``gravel`` (CC0Textures, CC0) and ``grass``
+  (linolafett on DeviantArt, CC0);
+- scikit-learn ``load_sample_image``: ``china`` and ``flower`` (Flickr photographs, CC BY 2.0, as
+  scikit-learn's ``datasets/images/README.txt`` attributes them).
 """
 
 from __future__ import annotations
