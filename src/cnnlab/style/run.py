@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping
 from .features import FeatureNet, build, style_weights
 from .transfer import Result, Settings
 
-DEFAULT_LR = {"adam": 0.01, "lbfgs": 1.0}
+DEFAULT_LR = {"adam": 0.01, "lbfgs": 1.0}  # L-BFGS-B ignores it (its own line search)
 
 
 def feature_net(cfg: Mapping[str, Any]) -> FeatureNet:
