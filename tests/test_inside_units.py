@@ -84,6 +84,7 @@ def test_too_few_images_and_unknown_layers():
         top_patches(net, ["conv2"], _images()[0], progress=False)
 
 
+@pytest.mark.slow  # a subprocess (~15 s); make test's tiny pipeline runs the visualise stage anyway
 def test_cli_draws_a_gallery_per_layer(tmp_path):
     ckpt = classifier_ckpt(tmp_path / "lenet.ckpt")
     data = tmp_path / "images" / "test"
