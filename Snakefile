@@ -15,6 +15,8 @@ include: "workflow/rules/faces.smk"
 include: "workflow/rules/benchmark_faces.smk"
 include: "workflow/rules/detect.smk"
 include: "workflow/rules/segment.smk"
+include: "workflow/rules/visualise.smk"
+include: "workflow/rules/style.smk"
 
 
 rule all:
@@ -31,3 +33,5 @@ rule all:
         expand(rules.evaluate_landmarks.output.metrics, dataset=DETECT_DATASETS),
         expand(rules.evaluate_windows.output.metrics, dataset=DETECT_DATASETS),
         expand(rules.evaluate_segmenter.output.metrics, dataset=SEGMENT["datasets"], model=SEGMENT["models"]),
+        [f"reports/visualise/{ds}/{name}" for ds, name in VISUALISE],
+        [rules.style_transfer.output.panel.format(content=c, style=s) for c, s in STYLE_PAIRS],

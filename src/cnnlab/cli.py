@@ -129,8 +129,20 @@ def _add_segment(subparsers: argparse._SubParsersAction) -> None:
     add_parser(subparsers)
 
 
+def _add_visualise(subparsers: argparse._SubParsersAction) -> None:
+    from .inside.cli import add_visualise
+
+    add_visualise(subparsers)
+
+
+def _add_style(subparsers: argparse._SubParsersAction) -> None:
+    from .style.cli import add_style
+
+    add_style(subparsers)
+
+
 _SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
-    _add_summary, _add_face, _add_predict, _add_detect, _add_segment)
+    _add_summary, _add_face, _add_predict, _add_detect, _add_segment, _add_visualise, _add_style)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,1 @@
+"""Looking inside trained networks: exact receptive fields, top patches per unit, galleries (Zeiler & Fergus)."""
