@@ -126,8 +126,8 @@ def read(path: str | Path, what: str = "checkpoint") -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         if "Weights only load failed" in str(err) and "Unsupported" in str(err):
-            raise CheckpointRefused(f"{path}: refused: {what} pickles Python objects, not just tensors, and cnnlab "
-                                    f"loads only with weights_only=True ({_refusal_detail(err)})") from None
+            raise CheckpointRefused(f"{path}: refused: the file pickles Python objects, not just tensors, and cnnlab "
+                                    f"loads a {what} only with weights_only=True ({_refusal_detail(err)})") from None
         raise CheckpointTruncated(f"{path}: {what} is truncated or corrupt: {_refusal_detail(err)}") from None
     except (RuntimeError, EOFError, OSError, IndexError, ValueError, KeyError) as err:
         raise CheckpointTruncated(f"{path}: {what} is truncated or corrupt: "

@@ -164,6 +164,8 @@ def _fit(trainer: L.Trainer, module: L.LightningModule, data: dict[str, Any], re
     signum = None
     try:
         with warnings.catch_warnings(), _lightning_signals():
+            # the partial folder holds config.json (and on resume the checkpoints) by design
+            warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
             for pattern in quiet_warnings:
                 warnings.filterwarnings("ignore", pattern)
             trainer.fit(module, **data, ckpt_path=resume_from, weights_only=True)
