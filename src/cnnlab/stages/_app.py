@@ -50,8 +50,8 @@ def stage(fn: Callable[[DictConfig], Any] | None = None, *, config_name: str = "
 
     Known bad-input errors (missing files, bad data, bad config values, damaged checkpoints)
     exit with status 1 and a one-line message naming the file or key, instead of a traceback.
-    ``seed`` and the optimiser, scheduler and Trainer nodes are checked first
-    (:func:`cnnlab.tasks.config_check.check_training_config`). SIGTERM and SIGINT exit with 128 + the signal number after the
+    ``seed`` is checked first; training stages check their optimiser, scheduler and Trainer nodes
+    before they open their MLflow run (:func:`cnnlab.tasks.config_check.check_training_config`). SIGTERM and SIGINT exit with 128 + the signal number after the
     MLflow run is marked KILLED; during training the skeleton stops at the next batch and keeps
     its partial checkpoint (the log says how to resume).
     """
@@ -67,13 +67,13 @@ def stage(fn: Callable[[DictConfig], Any] | None = None, *, config_name: str = "
         def _run(cfg: DictConfig) -> None:
             from ..checkpoint import plain
             from ..data.images import DataError
-            from ..tasks.config_check import check_training_config
+            from ..tasks.config_check import check_seed
             from ..tasks.skeleton import Interrupted
 
             _sweep_paths(cfg)
             previous = signal.signal(signal.SIGTERM, _raise_interrupted)
             try:
-                check_training_config(cfg)  # seed, optimisers, schedulers, Trainer: before any work
+                check_seed(cfg)
                 if cfg.get("threads"):
                     import torch
 

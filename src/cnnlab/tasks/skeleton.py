@@ -21,9 +21,11 @@ Every training task (classifier, face encoder, fine-tuning, detectors, segmenter
 A task supplies its LightningModule and DataModule, the metric to monitor, and optionally a
 ``summary`` callable that adds task metrics to ``metrics.json``.
 
-Exact resume needs every random draw of an epoch to come from the generators the checkpoint
-restores: training DataLoaders must not keep persistent workers (workers are then seeded anew
-each epoch from the restored generator; persistent ones keep a stream no checkpoint holds).
+Exact resume needs every random draw of an epoch to come from generators the checkpoint
+restores. Random augmentation in DataLoader workers draws from the workers' own generators, which
+no checkpoint holds, so training loaders come from :mod:`cnnlab.data.seeded` (per-sample seeds
+drawn in the main process), as those of ``ImageFolderDataModule``, ``FaceDataModule`` and
+fine-tuning do; a new task's DataModule should use it too.
 """
 
 from __future__ import annotations
