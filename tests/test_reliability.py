@@ -45,9 +45,10 @@ def _start_and_wait(cmd: list[str], env: dict[str, str], partial: Path, log: Pat
     return proc
 
 
+@pytest.mark.slow  # two stage processes and ten epochs (the fast set resumes in-process: test_resume_sweep)
 def test_kill_9_then_resume_equals_the_uninterrupted_run(tiny_digits, tmp_path):
     env = run_env(tmp_path)
-    common = [*TRAIN, "trainer.max_epochs=6", f"paths.prepared={tiny_digits}"]
+    common = [*TRAIN, "trainer.max_epochs=5", f"paths.prepared={tiny_digits}"]
     reference = fit(_compose(*common, f"paths.run={tmp_path / 'ref'}"))
 
     out, partial = tmp_path / "run", tmp_path / ".run.partial"
@@ -64,7 +65,7 @@ def test_kill_9_then_resume_equals_the_uninterrupted_run(tiny_digits, tmp_path):
         ref, res = _weights(tmp_path / "ref" / name), _weights(out / name)
         assert ref.keys() == res.keys() and all(torch.equal(ref[k], res[k]) for k in ref), f"{name} differs"
     # last.ckpt is the last epoch (Lightning counts epochs from 0), not the best one
-    assert read(out / "last.ckpt")["epoch"] == reference["epochs"] - 1 == 5
+    assert read(out / "last.ckpt")["epoch"] == reference["epochs"] - 1 == 4
     assert not partial.exists()
     client, (old, new) = _runs(env)
     assert old.info.status == "KILLED" and new.info.status == "FINISHED"
@@ -229,3 +230,17 @@ def test_corrupt_npz_given_to_cnnlab_face_is_one_line(tmp_path, capsys, damage):
     assert main(["face", "identify", str(image), "--gallery", str(path)]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and f"{path}: truncated or corrupt encodings file" in err, err
+
+
+def test_callbacks_config_group_adds_lightning_callbacks(tmp_path):
+    from lightning.pytorch.callbacks import StochasticWeightAveraging
+
+    from cnnlab.tasks.checkpointing import BestCheckpoint, LastCheckpoint
+    from cnnlab.tasks.skeleton import build_trainer
+
+    trainer, _, _ = build_trainer(_compose("+callbacks=swa"), tmp_path, monitor="val/acc", patience=3)
+    kinds = [type(cb) for cb in trainer.callbacks]
+    assert StochasticWeightAveraging in kinds
+    assert kinds.index(BestCheckpoint) < kinds.index(LastCheckpoint) == len(kinds) - 1  # last.ckpt sees the rest
+    with pytest.raises(ValueError, match=r"callbacks\.bad: torch\.nn\.Identity is not a lightning Callback"):
+        build_trainer(_compose("+callbacks.bad._target_=torch.nn.Identity"), tmp_path, monitor="val/acc")

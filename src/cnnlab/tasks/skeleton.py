@@ -136,13 +136,32 @@ def build_trainer(cfg: DictConfig, work: Path, *, monitor: str, mode: str = "max
     kwargs = {**trainer_config(cfg), **(trainer_overrides or {})}
     check_call(kwargs, "trainer")
     # Checkpoint callbacks run last, in this order: best.ckpt, then last.ckpt sees its new state.
-    cbs = [RngState(), *([stop] if stop else []), *callbacks, best, LastCheckpoint(work)]
+    cbs = [RngState(), *([stop] if stop else []), *callbacks, *configured_callbacks(cfg), best, LastCheckpoint(work)]
     try:
         trainer = instantiate(kwargs, callbacks=cbs, logger=False, default_root_dir=str(work),
                               plugins=[PortableCheckpointIO()])
     except (TypeError, ValueError, AssertionError) as err:
         raise ValueError(f"trainer: {err}") from None
     return trainer, best, stop
+
+
+def configured_callbacks(cfg: DictConfig) -> list[L.Callback]:
+    """The callbacks of the optional ``callbacks`` config group (``conf/callbacks/``, ``+callbacks=swa``).
+
+    Raises:
+        ValueError: an entry that is not a Lightning callback, or bad arguments (named).
+    """
+    nodes = OmegaConf.to_container(cfg.callbacks, resolve=True) if cfg.get("callbacks") else {}
+    built = []
+    for name, node in nodes.items():
+        if not isinstance(node, dict) or "_target_" not in node:
+            raise ValueError(f"callbacks.{name}: expected a node with _target_, got {node!r}")
+        check_call(node, f"callbacks.{name}")
+        callback = instantiate(node)
+        if not isinstance(callback, L.Callback):
+            raise ValueError(f"callbacks.{name}: {node['_target_']} is not a lightning Callback")
+        built.append(callback)
+    return built
 
 
 @contextlib.contextmanager
