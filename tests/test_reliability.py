@@ -238,9 +238,58 @@ def test_callbacks_config_group_adds_lightning_callbacks(tmp_path):
     from cnnlab.tasks.checkpointing import BestCheckpoint, LastCheckpoint
     from cnnlab.tasks.skeleton import build_trainer
 
-    trainer, _, _ = build_trainer(_compose("+callbacks=swa"), tmp_path, monitor="val/acc", patience=3)
+    trainer, _, _ = build_trainer(_compose("callbacks=swa"), tmp_path, monitor="val/acc", patience=3)
     kinds = [type(cb) for cb in trainer.callbacks]
     assert StochasticWeightAveraging in kinds
     assert kinds.index(BestCheckpoint) < kinds.index(LastCheckpoint) == len(kinds) - 1  # last.ckpt sees the rest
     with pytest.raises(ValueError, match=r"callbacks\.bad: torch\.nn\.Identity is not a lightning Callback"):
         build_trainer(_compose("+callbacks.bad._target_=torch.nn.Identity"), tmp_path, monitor="val/acc")
+
+
+def test_seeded_loader_draws_the_same_augmentation_with_or_without_workers():
+    from torch.utils.data import Dataset
+
+    from cnnlab.data.seeded import seeded_loader
+
+    class Noisy(Dataset):  # a random "augmentation" of item i, drawn from torch's global generator
+        def __len__(self):
+            return 12
+
+        def __getitem__(self, i):
+            return torch.rand(2) + i
+
+    batches = {}
+    for workers in (0, 1):
+        torch.manual_seed(0)
+        loader = seeded_loader(Noisy(), batch_size=4, shuffle=True, num_workers=workers)
+        batches[workers] = [torch.cat(list(loader)) for _ in range(2)]  # two epochs
+        after = torch.rand(1)  # what the training process draws next
+        batches[workers].append(after)
+    assert all(torch.equal(a, b) for a, b in zip(batches[0], batches[1]))
+    assert not torch.equal(batches[0][0], batches[0][1]), "epochs draw different augmentation"
+
+
+def test_best_metrics_come_from_the_checkpoint_callback_with_two_validations_per_epoch(tiny_digits, tmp_path):
+    import lightning as L
+
+    from cnnlab.tasks.fit import build
+    from cnnlab.tasks.skeleton import fit_and_publish
+
+    cfg = _compose(*TRAIN, "trainer.max_epochs=3", "num_workers=0", "+trainer.val_check_interval=0.5",
+                   f"paths.prepared={tiny_digits}")
+    L.seed_everything(0, workers=True)
+    module, dm = build(cfg)
+    class Count(L.Callback):
+        validations = 0
+
+        def on_validation_end(self, trainer, pl_module):
+            if not trainer.sanity_checking:
+                Count.validations += 1
+
+    out = tmp_path / "run"
+    metrics = fit_and_publish(cfg, module, dm, out, monitor="val/acc", callbacks=[Count()],
+                              summary=lambda m, t, best: {"chosen": best.best_metrics})
+    chosen = metrics["chosen"]
+    assert Count.validations == 6  # two per epoch
+    assert chosen["val/acc"] == metrics["best_score"] and "val/loss" in chosen
+    assert chosen["epoch"] == read(out / "best.ckpt")["epoch"]

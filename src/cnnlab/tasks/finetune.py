@@ -418,13 +418,17 @@ def save_classifier(module: Classifier, path: str | Path, epoch: int = 0, global
     return Path(path)
 
 
+def _check_one_device(trainer: L.Trainer) -> None:
+    if trainer.world_size > 1:  # a few hundred images: one device is plenty, and one process publishes
+        raise ValueError(f"fine-tuning runs on one device, but the trainer config asks for {trainer.world_size} "
+                         f"processes; use trainer=cpu or trainer=gpu")
+
+
 class _OneDevice(L.Callback):
-    """Fine-tuning runs on one device: a few hundred images, and one process publishes."""
+    """Fine-tuning runs on one device (checked when the skeleton's Trainer sets up)."""
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if trainer.world_size > 1:
-            raise ValueError(f"fine-tuning runs on one device, but the trainer config asks for {trainer.world_size} "
-                             f"processes; use trainer=cpu or trainer=gpu")
+        _check_one_device(trainer)
 
 
 def _trainer(cfg: DictConfig, work: Path, callbacks: Sequence[L.Callback]) -> tuple[L.Trainer, BestCheckpoint]:
@@ -433,6 +437,7 @@ def _trainer(cfg: DictConfig, work: Path, callbacks: Sequence[L.Callback]) -> tu
     warn_unused_speed(cfg, "fine-tuning")  # a few hundred images through host DataLoaders
     trainer, best, _ = build_trainer(cfg, Path(work), monitor=es.monitor, mode=es.mode, patience=es.patience,
                                      callbacks=[_OneDevice(), *callbacks])
+    _check_one_device(trainer)
     return trainer, best
 
 

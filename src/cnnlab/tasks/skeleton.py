@@ -146,7 +146,7 @@ def build_trainer(cfg: DictConfig, work: Path, *, monitor: str, mode: str = "max
 
 
 def configured_callbacks(cfg: DictConfig) -> list[L.Callback]:
-    """The callbacks of the optional ``callbacks`` config group (``conf/callbacks/``, ``+callbacks=swa``).
+    """The callbacks of the optional ``callbacks`` config group (``conf/callbacks/``, ``callbacks=swa``).
 
     Raises:
         ValueError: an entry that is not a Lightning callback, or bad arguments (named).
