@@ -56,8 +56,9 @@ log = logging.getLogger(__name__)
 
 Summary = Callable[[L.LightningModule, L.Trainer, BestCheckpoint], dict[str, Any]]
 CONFIG_RECORD = "config.json"
-# Keys that may differ between an interrupted run and the run that resumes it.
-_RESUME_FREE = ("resume", "threads")
+# Keys that may differ between an interrupted run and the run that resumes it (results do not
+# depend on them: training loaders seed per sample, see cnnlab.data.seeded).
+_RESUME_FREE = ("resume", "threads", "num_workers", "mlflow")
 
 
 class Interrupted(RuntimeError):
@@ -95,7 +96,7 @@ def resume_point(cfg: DictConfig, work: Path) -> Path | None:
     """The partial ``last.ckpt`` to resume from, or None to train from scratch.
 
     Resumes only with ``resume=true``, when ``last.ckpt`` exists and the partial folder was made
-    by the same config (apart from ``resume`` and ``threads``).
+    by the same config (apart from ``resume``, ``threads``, ``num_workers`` and ``mlflow``).
 
     Raises:
         CheckpointTruncated: the partial ``last.ckpt`` is cut short or damaged (the message says
