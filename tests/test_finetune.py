@@ -216,7 +216,7 @@ def test_stage_writes_outputs_and_the_comparison_table(hydra_cfg, data, src, tmp
     argv = ["finetune", f"{FT}=gradual", "finetune.unfreeze_every=1", f"finetune.out={out}", *base]
     monkeypatch.setattr("sys.argv", argv)
     main()
-    assert sorted(p.name for p in out.iterdir()) == ["best.ckpt", "metrics.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["best.ckpt", "last.ckpt", "metrics.json"]
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")], "no temporary folder left"
     m = json.loads((out / "metrics.json").read_text())
     assert m["strategy"] == "gradual" and m["n_train"] == 20 and m["trainable_blocks_at_start"] == 0

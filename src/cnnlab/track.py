@@ -21,6 +21,8 @@ from typing import Any, Callable, Mapping
 from filelock import FileLock
 
 DEFAULT_URI_FILE = "mlflow.db"
+RESUMED_FROM = "cnnlab.resumed_from"
+RESUMED_BY = "cnnlab.resumed_by"
 
 
 def tracking_uri(configured: str | None = None) -> str:
@@ -141,9 +143,42 @@ class Tracker:
         if self.run_id:
             self._call(lambda: self._client.set_terminated(self.run_id, status))
 
+    def link_resumed(self, previous_run_id: str) -> None:
+        """Record that this run continues ``previous_run_id`` (an interrupted run of the same output).
+
+        Tags this run ``cnnlab.resumed_from=<previous>`` and the previous one
+        ``cnnlab.resumed_by=<this>``. A previous run still marked RUNNING died without a word
+        (``kill -9``, a lost node): it is marked KILLED.
+        """
+        self.set_tags({RESUMED_FROM: previous_run_id})
+
+        def _close_previous():
+            prev = self._client.get_run(previous_run_id)
+            self._client.set_tag(previous_run_id, RESUMED_BY, self.run_id)
+            if prev.info.status == "RUNNING":
+                self._client.set_terminated(previous_run_id, "KILLED")
+
+        try:
+            self._call(_close_previous)
+        except Exception as err:  # the previous run may live in another store; the tag above stays
+            import logging
+
+            logging.getLogger(__name__).warning("could not update the resumed MLflow run %s: %s", previous_run_id, err)
+
     def __enter__(self) -> "Tracker":
         return self.start()
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.end("FAILED" if exc_type else "FINISHED")
+        self.end(exit_status(exc))
+
+
+def exit_status(exc: BaseException | None) -> str:
+    """The MLflow status of a run whose block ended with ``exc``: FINISHED, KILLED (a signal) or FAILED."""
+    if exc is None:
+        return "FINISHED"
+    from .tasks.skeleton import Interrupted
+
+    if isinstance(exc, (Interrupted, KeyboardInterrupt)):
+        return "KILLED"
+    return "FAILED"
 

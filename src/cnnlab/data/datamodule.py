@@ -20,6 +20,7 @@ from torchvision.transforms import v2
 
 from ..augment.gpu import BatchAugment, to_unit_float
 from .images import DataError  # noqa: F401  (re-exported)
+from .seeded import eval_loader, seeded_loader
 from .prepared_split import ImageSplit, eval_transform, read_prepared  # noqa: F401  (re-exported)
 
 
@@ -111,8 +112,11 @@ class ImageFolderDataModule(L.LightningDataModule):
             # Pinned index batches go to the GPU without a stream sync (Lightning copies non_blocking).
             return DataLoader(_Indices(len(self.split(name))), batch_size=self.batch_size, shuffle=shuffle,
                               collate_fn=functools.partial(_index_batch, name), pin_memory=torch.cuda.is_available())
-        return DataLoader(self.split(name), batch_size=self.batch_size, shuffle=shuffle,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+        # Per-sample seeds drawn in this process (whose generators checkpoints restore): a resumed
+        # run draws the augmentation the uninterrupted one drew, whatever the workers do.
+        if not shuffle:
+            return eval_loader(self.split(name), self.batch_size, self.num_workers)
+        return seeded_loader(self.split(name), batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers)
 
     def resident(self, name: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Split ``name`` on ``device``: uint8 images [N, C, H, W] (resized as the eval transform

@@ -8,6 +8,7 @@ from typing import Callable
 from torch.utils.data import DataLoader
 
 from ..data.datamodule import ImageFolderDataModule
+from ..data.seeded import seeded_loader
 from .losses import PKSampler
 
 
@@ -50,5 +51,5 @@ class FaceDataModule(ImageFolderDataModule):
         # Under DDP (with ``use_distributed_sampler=False``) each rank draws its own batches.
         rank = self.trainer.global_rank if self.trainer is not None else 0
         sampler = PKSampler(ds.targets.numpy(), self.p, self.k, self.seed + rank, self.batches_per_epoch)
-        return DataLoader(ds, batch_sampler=sampler, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
+        # per-sample seeds: augmentation a resumed run reproduces (cnnlab.data.seeded)
+        return seeded_loader(ds, batch_sampler=sampler, num_workers=self.num_workers)

@@ -107,22 +107,29 @@ def load_encoder(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         channels, size and normalisation that images must be prepared with.
 
     Raises:
-        FileNotFoundError: no such checkpoint.
-        ValueError: not a face-encoder checkpoint, or it pickles arbitrary objects.
+        cnnlab.checkpoint.CheckpointMissing: no such checkpoint (a ``FileNotFoundError``).
+        cnnlab.checkpoint.CheckpointError: truncated or damaged, refused (pickles objects), not a
+            face-encoder checkpoint, or weights that do not fit it (a ``ValueError``).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"face encoder checkpoint not found: {path} (made by the train_encoder stage)")
+    from ..checkpoint import CheckpointMismatch, CheckpointMissing, read_lightning
+
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path}: refused to load (weights_only=True): {err}") from err
-    hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
-    if not hp or "embedding_dim" not in hp or "arch" not in hp or "state_dict" not in ckpt:
-        raise ValueError(f"{path}: not a cnnlab face-encoder checkpoint (no hyper_parameters.embedding_dim)")
+        ckpt = read_lightning(path, "face-encoder checkpoint", requires=("embedding_dim", "arch"))
+    except CheckpointMissing:
+        raise CheckpointMissing(f"face encoder checkpoint not found: {path} (made by the train_encoder stage)") from None
+    except CheckpointMismatch:
+        raise CheckpointMismatch(f"{path}: not a cnnlab face-encoder checkpoint (no hyper_parameters.embedding_dim)") \
+            from None
+    hp = ckpt["hyper_parameters"]
     embedder = build_embedder(hp)
-    state = {k.removeprefix("embedder."): v for k, v in ckpt["state_dict"].items() if k.startswith("embedder.")}
-    embedder.load_state_dict(state)
+    from ..checkpoint import check_state_dict, sub_state
+
+    state = sub_state(ckpt["state_dict"], "embedder.")
+    try:
+        embedder.load_state_dict(state)
+    except RuntimeError:  # name the keys and shapes that do not fit
+        check_state_dict(embedder, state, f"{path}: its weights")
+        raise
     return embedder.eval(), dict(hp)
 
 

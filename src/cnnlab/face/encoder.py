@@ -128,7 +128,7 @@ class FaceEncoderModule(L.LightningModule):
         labels = torch.cat([y for _, y in self._val])
         self._val = []
         # Under DDP the validation loader is not sharded (use_distributed_sampler=False, see
-        # cnnlab.face.train.trainer_kwargs): every rank scores the whole split, so the logged values
+        # cnnlab.face.train.trainer_overrides): every rank scores the whole split, so the logged values
         # agree across ranks without a gather, which would repeat every image once per rank.
         for key, value in self.embedding_metrics(emb, labels).items():
             self.log(f"val/{key}", value, prog_bar=key in ("rank1", "eer"))

@@ -24,6 +24,8 @@ folder without images is an error that names the path.
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -238,8 +240,11 @@ def load_encodings(path: str | Path) -> Encodings:
                             z["no_face"].tolist() if "no_face" in z.files else [])
     except DataError:
         raise
+    except (zipfile.BadZipFile, EOFError, zlib.error) as err:  # cut short, or bytes that fail their CRC
+        raise DataError(f"{path}: truncated or corrupt encodings file ({type(err).__name__}: {err}); "
+                        f"encode the gallery again") from None
     except (KeyError, ValueError, OSError) as err:
-        raise DataError(f"{path}: not a valid face-encodings file ({err})") from err
+        raise DataError(f"{path}: not a valid face-encodings file ({err})") from None
     norms = np.linalg.norm(enc.embeddings, axis=1)
     if not np.all(np.isfinite(norms)) or np.abs(norms - 1.0).max(initial=0.0) > 1e-3:
         raise DataError(f"{path}: embeddings are not finite, L2-normalised vectors")

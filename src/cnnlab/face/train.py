@@ -9,19 +9,14 @@ trains on the training people of ``orl_faces_ids``, the validation people choose
 from __future__ import annotations
 
 import logging
-import shutil
 import time
-from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from ..io import replace, write_json
-from ..tasks.fit import is_launch_rank_zero, trainer_config, warn_unused_speed
+from ..tasks.fit import trainer_config, warn_unused_speed
 from .data import FaceDataModule
 from .embedder import load_encoder
 from .encoder import FaceEncoderModule
@@ -53,77 +48,59 @@ def build(cfg: DictConfig) -> tuple[FaceEncoderModule, FaceDataModule]:
     return module, dm
 
 
-def trainer_kwargs(cfg: DictConfig) -> dict[str, Any]:
-    """``lightning.Trainer`` kwargs (and ``_target_``) for the encoder: ``cfg.trainer`` through
-    :func:`cnnlab.tasks.fit.trainer_config`, with ``face.train.max_epochs``.
+def trainer_overrides(cfg: DictConfig) -> dict[str, Any]:
+    """The encoder's own Trainer kwargs, over ``cfg.trainer``: ``face.train.max_epochs``, and no
+    distributed sampler.
 
-    The ``trainer.speed`` block (``trainer=gpu``/``ddp``) is dropped: the P×K face data module
-    keeps its images on the host and has no batch augmentation on the device, so those options
-    do not apply here (a warning says so); accelerator, precision and strategy do.
-    ``use_distributed_sampler`` is off: Lightning cannot shard the P×K batch sampler, so under
-    DDP each rank draws its own batches (seeded by rank) and scores the whole validation split.
+    The ``trainer.speed`` block (``trainer=gpu``/``ddp``) does not apply: the P×K face data module
+    keeps its images on the host and has no batch augmentation on the device (a warning says so);
+    accelerator, precision and strategy do. ``use_distributed_sampler`` is off: Lightning cannot
+    shard the P×K batch sampler, so under DDP each rank draws its own batches (seeded by rank)
+    and scores the whole validation split.
     """
     warn_unused_speed(cfg, "face encoder training")
-    return {**trainer_config(cfg), "max_epochs": cfg.face.train.max_epochs, "use_distributed_sampler": False}
+    return {"max_epochs": cfg.face.train.max_epochs, "use_distributed_sampler": False}
 
 
-class _ValHistory(L.Callback):
-    """Validation metrics of every epoch (``on_train_epoch_end`` runs after that epoch's validation)."""
-
-    def __init__(self):
-        self.rows: list[dict[str, float]] = []
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        m = trainer.callback_metrics
-        self.rows.append({k: float(m[f"val/{k}"]) for k in _VAL_KEYS if f"val/{k}" in m})
+def trainer_kwargs(cfg: DictConfig) -> dict[str, Any]:
+    """``lightning.Trainer`` kwargs (and ``_target_``) for the encoder: ``cfg.trainer`` through
+    :func:`cnnlab.tasks.fit.trainer_config`, with :func:`trainer_overrides` applied."""
+    return {**trainer_config(cfg), **trainer_overrides(cfg)}
 
 
 def fit_encoder(cfg: DictConfig, callbacks: list[L.Callback] = ()) -> dict[str, Any]:
     """Train, then publish ``best.ckpt``, ``last.ckpt`` and ``metrics.json`` into ``face.paths.run``.
 
-    As in :func:`cnnlab.tasks.fit.fit`, checkpoints go to a hidden ``.<run>.partial`` folder and
-    are moved into place only at the end, so an interrupted run leaves nothing complete-looking.
-
-    Under DDP every rank trains; only global rank 0 cleans, publishes and writes files, and the
-    other ranks return only ``epochs``.
+    Goes through the one training skeleton (:func:`cnnlab.tasks.skeleton.fit_and_publish`):
+    a hidden ``.<run>.partial`` folder, ``resume=true``, signals and the publish step. The
+    validation metrics of the selected checkpoint come from the checkpoint callback itself
+    (:attr:`~cnnlab.tasks.checkpointing.BestCheckpoint.best_metrics`), whatever the number of
+    validations per epoch.
 
     Returns:
-        The metrics: validation metrics of the selected epoch (``best_val_rank1``, ``best_val_eer``, ...),
-        the epoch, the training people, parameter count and wall time.
+        The metrics: validation metrics of the selected checkpoint (``best_val_rank1``,
+        ``best_val_eer``, ...), its epoch, the training people, parameter count and wall time.
 
     Raises:
-        RuntimeError: training was interrupted.
+        cnnlab.tasks.skeleton.Interrupted: a signal stopped training; the partial folder is kept.
     """
+    from ..tasks.skeleton import fit_and_publish
+
     L.seed_everything(cfg.seed, workers=True)
     f = cfg.face
-    out = Path(f.paths.run)
-    work = out.parent / f".{out.name}.partial"
-    if is_launch_rank_zero():
-        shutil.rmtree(work, ignore_errors=True)
     module, dm = build(cfg)
-    ckpt = ModelCheckpoint(dirpath=work, filename="best", monitor=f.train.monitor, mode=f.train.mode,
-                           save_last=True, enable_version_counter=False)
-    stop = EarlyStopping(monitor=f.train.monitor, mode=f.train.mode, patience=f.train.patience)
-    history = _ValHistory()
-    trainer: L.Trainer = instantiate(trainer_kwargs(cfg), logger=False, callbacks=[ckpt, stop, history, *callbacks],
-                                     default_root_dir=str(work))
     start = time.perf_counter()
-    trainer.fit(module, datamodule=dm)
-    if trainer.interrupted:
-        raise RuntimeError(f"encoder training interrupted at epoch {trainer.current_epoch}")
-    if not trainer.is_global_zero:  # rank 0 alone saved the checkpoints and moves them into place
-        return {"epochs": trainer.current_epoch}
-    best_epoch = torch.load(work / "best.ckpt", map_location="cpu", weights_only=True)["epoch"]
-    metrics = {f"best_val_{k}": v for k, v in history.rows[best_epoch].items()} | {
-        "best_epoch": int(best_epoch), "epochs": trainer.current_epoch, "stopped_early": bool(stop.stopped_epoch),
-        "train_seconds": round(time.perf_counter() - start, 1), "dataset": f.dataset, "train_on": f.train_on,
-        "train_identities": dm.train_identities, "num_params": sum(p.numel() for p in module.embedder.parameters()),
-        "trainable_params": sum(p.numel() for p in module.embedder.parameters() if p.requires_grad),
-        "init": enc_init if (enc_init := f.encoder.get("init")) else None,
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    for name in ("best.ckpt", "last.ckpt"):
-        replace(work / name, out / name)
-    write_json(out / "metrics.json", metrics)
-    shutil.rmtree(work, ignore_errors=True)
-    return metrics
+
+    def summary(m: FaceEncoderModule, trainer: L.Trainer, best) -> dict[str, Any]:
+        chosen = best.best_metrics
+        return {f"best_val_{k}": chosen[f"val/{k}"] for k in _VAL_KEYS if f"val/{k}" in chosen} | {
+            "best_epoch": int(chosen["epoch"]) if "epoch" in chosen else None,
+            "train_seconds": round(time.perf_counter() - start, 1), "dataset": f.dataset, "train_on": f.train_on,
+            "train_identities": dm.train_identities, "num_params": sum(p.numel() for p in m.embedder.parameters()),
+            "trainable_params": sum(p.numel() for p in m.embedder.parameters() if p.requires_grad),
+            "init": enc_init if (enc_init := f.encoder.get("init")) else None,
+        }
+
+    return fit_and_publish(cfg, module, dm, f.paths.run, monitor=f.train.monitor, mode=f.train.mode,
+                           patience=f.train.patience, callbacks=callbacks, trainer_overrides=trainer_overrides(cfg),
+                           summary=summary)

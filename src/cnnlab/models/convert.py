@@ -24,16 +24,14 @@ def load_weight_file(path: str | Path) -> dict[str, torch.Tensor]:
     Accepts a bare state dict, ``{"state_dict": ...}`` (Lightning) or ``{"model": ...}``.
 
     Raises:
-        FileNotFoundError: the file does not exist.
-        ValueError: the file pickles arbitrary objects or holds no tensors.
+        FileNotFoundError: the file does not exist (:class:`cnnlab.checkpoint.CheckpointMissing`).
+        ValueError: the file is truncated or damaged, pickles arbitrary objects
+            (:class:`cnnlab.checkpoint.CheckpointError`), or holds no tensors.
     """
+    from ..checkpoint import read
+
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weight file not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle.UnpicklingError and friends
-        raise ValueError(f"{path}: refused to load (weights_only=True): {err}") from err
+    obj = read(path, "weight file")
     for key in ("state_dict", "model"):
         if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
             obj = obj[key]

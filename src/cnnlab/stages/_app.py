@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -51,8 +52,11 @@ def stage(fn: Callable[[DictConfig], Any] | None = None, *, config_name: str = "
     With ``recorded_data`` (all stages but ``prepare``), ``data.name=NAME`` on the command line
     takes the rest of ``data`` from what ``prepare`` recorded (:mod:`cnnlab.data.recorded`).
 
-    Known bad-input errors (missing files, bad data) exit with status 1 and a one-line message
-    naming the file or key, instead of a traceback.
+    Known bad-input errors (missing files, bad data, bad config values, damaged checkpoints)
+    exit with status 1 and a one-line message naming the file or key, instead of a traceback.
+    ``seed`` is checked first. SIGTERM and SIGINT exit with 128 + the signal number after the
+    MLflow run is marked KILLED; during training the skeleton stops at the next batch and keeps
+    its partial checkpoint (the log says how to resume).
     """
 
     if fn is None:
@@ -60,31 +64,62 @@ def stage(fn: Callable[[DictConfig], Any] | None = None, *, config_name: str = "
 
     @functools.wraps(fn)
     def main() -> None:
+        name = stage_name(fn)
+
         @hydra.main(config_path=str(conf_dir()), config_name=config_name, version_base="1.3")
         def _run(cfg: DictConfig) -> None:
             from hydra.core.hydra_config import HydraConfig
 
+            from ..checkpoint import plain
             from ..data.images import DataError
+            from ..tasks.config_check import check_seed
+            from ..tasks.skeleton import Interrupted
 
             _sweep_paths(cfg)
-            if cfg.get("threads"):
-                import torch
-
-                torch.set_num_threads(cfg.threads)
-
+            previous = signal.signal(signal.SIGTERM, _raise_interrupted)
             try:
+                check_seed(cfg)
+                if cfg.get("threads"):
+                    import torch
+
+                    torch.set_num_threads(cfg.threads)
                 if recorded_data and "data" in cfg:
                     from ..data.recorded import use_recorded_data
 
                     use_recorded_data(cfg, HydraConfig.get().overrides.task)
                 fn(cfg)
+            except Interrupted as err:
+                log.error("stage %s interrupted: %s", name, err)
+                sys.exit(err.exit_code)
+            except KeyboardInterrupt:
+                log.error("stage %s interrupted by SIGINT", name)
+                sys.exit(128 + signal.SIGINT)
             except (DataError, FileNotFoundError, ValueError, KeyError) as err:
-                log.error("stage %s failed: %s", fn.__module__.rsplit(".", 1)[-1], err)
-                sys.exit(f"error: {err}")
+                message = plain(str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err))
+                log.error("stage %s failed: %s", name, message)
+                sys.exit(f"error: {message}")
+            finally:
+                signal.signal(signal.SIGTERM, previous)
 
         _run()
 
     return main
+
+
+def stage_name(fn: Callable[..., Any]) -> str:
+    """The stage's own name (``train`` for ``cnnlab.stages.train``), also when run as ``python -m``."""
+    module = fn.__module__
+    if module == "__main__":
+        spec = getattr(sys.modules["__main__"], "__spec__", None)
+        module = spec.name if spec is not None else Path(sys.argv[0]).stem
+    return module.rsplit(".", 1)[-1]
+
+
+def _raise_interrupted(signum: int, frame: Any) -> None:
+    """SIGTERM outside training (which handles it itself, at a batch boundary): stop now, loudly."""
+    from ..tasks.skeleton import Interrupted
+
+    raise Interrupted(signum, f"stopped by {signal.Signals(signum).name}; nothing was published")
 
 
 def _sweep_paths(cfg: DictConfig) -> None:

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from torchmetrics.classification import MulticlassAccuracy
 
+from ..checkpoint import check_state_dict, read_lightning, sub_state
 from ..models import create_model
 from .init import apply_init
 
@@ -88,21 +89,18 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         ``(model in eval mode, hyper-parameters)``.
 
     Raises:
-        FileNotFoundError: no such checkpoint.
-        ValueError: the file is not a cnnlab classifier checkpoint or pickles arbitrary objects.
+        cnnlab.checkpoint.CheckpointMissing: no such checkpoint (a ``FileNotFoundError``).
+        cnnlab.checkpoint.CheckpointError: truncated or damaged, refused (pickles objects), or not a
+            cnnlab classifier checkpoint / weights that do not fit it (a ``ValueError``).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path}: refused to load (weights_only=True): {err}") from err
-    hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
-    if not hp or "arch" not in hp or "classes" not in hp or "state_dict" not in ckpt:
-        raise ValueError(f"{path}: not a cnnlab classifier checkpoint (no hyper_parameters.arch and .classes)")
+    ckpt = read_lightning(path, "classifier checkpoint", requires=("arch", "classes", "in_chans"))
+    hp = ckpt["hyper_parameters"]
     model = create_model(hp["arch"], num_classes=len(hp["classes"]), in_chans=hp["in_chans"],
                          **(hp.get("model_kwargs") or {}))
-    state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    model.load_state_dict(state)
+    state = sub_state(ckpt["state_dict"], "model.")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError:  # name the keys and shapes that do not fit
+        check_state_dict(model, state, f"{path}: its weights")
+        raise
     return model.eval(), dict(hp)

@@ -42,7 +42,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -52,22 +51,25 @@ import numpy as np
 import torch
 import torch.nn as nn
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from torchmetrics.classification import MulticlassAccuracy
 
+from ..checkpoint import check_state_dict, read, sub_state
 from ..data.datamodule import ImageFolderDataModule
 from ..data.prepared_split import read_prepared
 from ..data.images import DataError
 from ..evaluate.classification import predict
-from ..io import atomic_path, write_json
+from ..data.seeded import eval_loader, seeded_loader
+from ..io import atomic_path
 from ..models import create_model
 from ..models.convert import load_weight_file, remap_torchvision_state_dict
 from ..models.registry import get_entry
 from .classifier import Classifier, load_checkpoint
-from .fit import input_hw, model_kwargs, trainer_config, warn_unused_speed
+from .checkpointing import BestCheckpoint
+from .fit import input_hw, model_kwargs, warn_unused_speed
 from .init import apply_init
+from .skeleton import build_trainer, fit_and_publish
 
 STRATEGIES = ("head", "partial", "full", "gradual", "scratch")
 # torchvision's ImageNet weights expect inputs normalised with these (their transforms' defaults).
@@ -233,13 +235,7 @@ def file_sha256(path: str | Path) -> str:
 
 
 def _read_safely(path: Path) -> Any:
-    if not path.is_file():
-        raise FileNotFoundError(f"finetune.source not found: {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # UnpicklingError for any pickled object other than tensors and containers
-        raise ValueError(f"{path}: refused: the file pickles Python objects, not just tensors, and is only "
-                         f"loaded with weights_only=True ({type(err).__name__}: {str(err).splitlines()[0]})") from err
+    return read(path, "finetune.source")
 
 
 def _from_checkpoint(path: Path, hp: dict, arch: str, kwargs: dict, channels: int) -> Source:
@@ -259,29 +255,6 @@ def _from_checkpoint(path: Path, hp: dict, arch: str, kwargs: dict, channels: in
                          f"{hp['classes']}, {hp['in_chans']} input channels): {str(err).splitlines()[0]}") from err
     return Source(model, arch, kwargs, hp["in_chans"], list(hp["input_size"]), dict(hp["normalization"]),
                   str(path), file_sha256(path))
-
-
-def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
-    """Raise a ValueError naming missing, unexpected and mis-shaped keys of ``state`` for ``model``.
-
-    A mismatch only in the first convolution's input channels gets its own message.
-    """
-    own = model.state_dict()
-    # Older files lack BN's num_batches_tracked; BatchNorm fills it in on load.
-    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state if k not in own]
-    shapes = [(k, list(state[k].shape), list(own[k].shape)) for k in own
-              if k in state and state[k].shape != own[k].shape]
-    if not (missing or unexpected or shapes):
-        return
-    first_conv = next(k for k, v in own.items() if v.ndim >= 3)
-    if not missing and not unexpected and len(shapes) == 1 and shapes[0][0] == first_conv:
-        theirs, ours = shapes[0][1][1], shapes[0][2][1]
-        raise ValueError(f"{what}: its first convolution takes {theirs} input channel(s) but the target data has "
-                         f"{ours}; prepare the target with data.channels={theirs}")
-    raise ValueError(f"{what} does not fit the configured model: {len(missing)} missing keys {missing[:3]}, "
-                     f"{len(unexpected)} unexpected keys {unexpected[:3]}, {len(shapes)} shape mismatches "
-                     f"(key, file, model) {shapes[:3]}")
 
 
 def _from_torchvision(path: Path, arch: str, kwargs: dict, channels: int, input_size: list[int]) -> Source:
@@ -358,10 +331,12 @@ def target_data(cfg: DictConfig, src: Source, augment: bool) -> ImageFolderDataM
 
 
 def loader(ds: Dataset, batch_size: int, shuffle: bool, seed: int, num_workers: int = 0) -> DataLoader:
-    """A DataLoader whose shuffling depends on ``seed`` alone, not on how much RNG ran before."""
-    gen = torch.Generator().manual_seed(seed) if shuffle else None
-    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=gen, num_workers=num_workers,
-                      persistent_workers=num_workers > 0)
+    """A DataLoader whose order and augmentation depend on ``seed`` and the epoch alone (not on how
+    much RNG ran before), so that every strategy sees the same batches and a resumed run those of
+    the uninterrupted one (:mod:`cnnlab.data.seeded`)."""
+    if not shuffle:
+        return eval_loader(ds, batch_size, num_workers)
+    return seeded_loader(ds, batch_size=batch_size, shuffle=True, seed=seed, num_workers=num_workers)
 
 
 # --------------------------------------------------------------------------- cached features (head)
@@ -395,7 +370,7 @@ def cached_features(model: nn.Module, ds: Dataset, key: dict[str, Any],
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
     path = Path(cache_dir) / f"{key['split']}-{digest}.pt"
     if path.is_file():
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = read(path, "feature cache")
         return obj["features"], obj["targets"]
     feats, targets = extract_features(model, ds)
     with atomic_path(path) as tmp:
@@ -407,13 +382,18 @@ class CachedHead(L.LightningModule):
     """Trains only a head on precomputed features.
 
     Its steps, loss, logs and optimiser are the Classifier's own methods (``self.model`` is the
-    head here), so the cached path cannot drift from training through the frozen backbone.
+    head here), so the cached path cannot drift from training through the frozen backbone. Its
+    checkpoints hold the whole classifier (``full``: frozen trunk and this head, with the
+    Classifier's hyper-parameters), so the published ``best.ckpt`` is a classifier checkpoint
+    like any other; resuming reads the head back out of it.
     """
 
-    def __init__(self, head: nn.Module, num_classes: int, optim: dict | None, scheduler: dict | None):
+    def __init__(self, head: nn.Module, num_classes: int, optim: dict | None, scheduler: dict | None,
+                 full: Classifier | None = None):
         super().__init__()
-        self.save_hyperparameters(ignore=["head"])
+        self.save_hyperparameters(ignore=["head", "full"])
         self.model = head
+        object.__setattr__(self, "_full", full)  # not a submodule: its trunk is frozen and never run here
         self.train_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
 
@@ -421,6 +401,16 @@ class CachedHead(L.LightningModule):
     training_step = Classifier.training_step
     validation_step = Classifier.validation_step
     configure_optimizers = Classifier.configure_optimizers
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self._full is not None:
+            checkpoint["state_dict"] = self._full.state_dict()
+            checkpoint["hyper_parameters"] = dict(self._full.hparams)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self._full is not None:
+            head = sub_state(checkpoint["state_dict"], "model.head.")
+            checkpoint["state_dict"] = {f"model.{k}": v for k, v in head.items()}
 
 
 # --------------------------------------------------------------------------- training
@@ -432,46 +422,65 @@ def save_classifier(module: Classifier, path: str | Path, epoch: int = 0, global
     return Path(path)
 
 
-def _trainer(cfg: DictConfig, work: Path, callbacks: Sequence[L.Callback]) -> tuple[L.Trainer, ModelCheckpoint]:
+class _OneDevice(L.Callback):
+    """Fine-tuning runs on one device: a few hundred images, and one process publishes."""
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if trainer.world_size > 1:
+            raise ValueError(f"fine-tuning runs on one device, but the trainer config asks for {trainer.world_size} "
+                             f"processes; use trainer=cpu or trainer=gpu")
+
+
+def _trainer(cfg: DictConfig, work: Path, callbacks: Sequence[L.Callback]) -> tuple[L.Trainer, BestCheckpoint]:
+    """The Trainer fine-tuning trains with (the skeleton's, from ``cfg.trainer`` and ``early_stopping``)."""
     es = cfg.early_stopping
-    ckpt = ModelCheckpoint(dirpath=work, filename="best", monitor=es.monitor, mode=es.mode, save_last=False,
-                           enable_version_counter=False)
-    stop = EarlyStopping(monitor=es.monitor, mode=es.mode, patience=es.patience)
     warn_unused_speed(cfg, "fine-tuning")  # a few hundred images through host DataLoaders
-    trainer = instantiate(trainer_config(cfg), callbacks=[*callbacks, ckpt, stop], logger=False,
-                          default_root_dir=str(work))
-    if trainer.world_size > 1:  # a few hundred images: one device is plenty, and one process publishes
-        raise ValueError(f"fine-tuning runs on one device, but the trainer config asks for {trainer.world_size} "
-                         f"processes; use trainer=cpu or trainer=gpu")
-    return trainer, ckpt
+    trainer, best, _ = build_trainer(cfg, Path(work), monitor=es.monitor, mode=es.mode, patience=es.patience,
+                                     callbacks=[_OneDevice(), *callbacks])
+    return trainer, best
+
+
+def _fit(cfg: DictConfig, trainee: L.LightningModule, module: Classifier, loaders: tuple[DataLoader, DataLoader],
+         out: Path, callbacks: Sequence[L.Callback], summary) -> dict[str, Any]:
+    """Train through the skeleton into ``out``; load the selected epoch's weights into ``module``."""
+    es = cfg.early_stopping
+    warn_unused_speed(cfg, "fine-tuning")  # a few hundred images through host DataLoaders
+
+    def _summary(m: L.LightningModule, trainer: L.Trainer, best: BestCheckpoint) -> dict[str, Any]:
+        module.load_state_dict(read(best.best_model_path, "best checkpoint")["state_dict"])
+        return {"best_val_acc": float(best.best_model_score), **(summary(trainer) if summary else {})}
+
+    return fit_and_publish(cfg, trainee, loaders, out, monitor=es.monitor, mode=es.mode, patience=es.patience,
+                           callbacks=[_OneDevice(), *callbacks], summary=_summary)
 
 
 def fit_cached_head(cfg: DictConfig, module: Classifier, dm: ImageFolderDataModule, key: dict[str, Any],
-                    work: Path, callbacks: Sequence[L.Callback] = ()) -> tuple[L.Trainer, float]:
-    """Train ``module.model.head`` on cached frozen features; returns ``(trainer, best val acc)``."""
+                    out: Path, callbacks: Sequence[L.Callback] = (), summary=None) -> dict[str, Any]:
+    """Train ``module.model.head`` on cached frozen features, publishing into ``out``.
+
+    The selected epoch's head is loaded into ``module``. Returns the published metrics
+    (``best_val_acc``, ``epochs``, ... and what ``summary(trainer)`` adds).
+    """
     model = module.model
     data = {s: cached_features(model, dm.split(s), {**key, "split": s, "paths": dm.split(s).paths},
                                cfg.finetune.cache_dir) for s in ("train", "val")}
-    head = CachedHead(model.head, dm.num_classes, module.hparams.optim, module.hparams.scheduler)
-    trainer, ckpt = _trainer(cfg, work, callbacks)
+    head = CachedHead(model.head, dm.num_classes, module.hparams.optim, module.hparams.scheduler, full=module)
     head.train()  # extract_features left the model, head included, in eval mode
-    trainer.fit(head, loader(TensorDataset(*data["train"]), cfg.batch_size, True, cfg.seed),
-                loader(TensorDataset(*data["val"]), cfg.batch_size, False, cfg.seed))
-    best = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
-    model.head.load_state_dict({k.removeprefix("model."): v for k, v in best.items() if k.startswith("model.")})
-    return trainer, float(ckpt.best_model_score)
+    loaders = (loader(TensorDataset(*data["train"]), cfg.batch_size, True, cfg.seed),
+               loader(TensorDataset(*data["val"]), cfg.batch_size, False, cfg.seed))
+    return _fit(cfg, head, module, loaders, Path(out), callbacks, summary)
 
 
 def fit_through(cfg: DictConfig, module: Classifier, dm: ImageFolderDataModule, schedule: FreezeSchedule,
-                work: Path, callbacks: Sequence[L.Callback] = ()) -> tuple[L.Trainer, float]:
-    """Train images through the model, with ``schedule`` deciding which blocks train each epoch."""
-    trainer, ckpt = _trainer(cfg, work, [schedule, *callbacks])
+                out: Path, callbacks: Sequence[L.Callback] = (), summary=None) -> dict[str, Any]:
+    """Train images through the model, with ``schedule`` deciding which blocks train each epoch.
+
+    Publishes into ``out`` and loads the selected epoch's weights into ``module``; returns the metrics.
+    """
     module.train()
-    trainer.fit(module, loader(dm.split("train"), cfg.batch_size, True, cfg.seed, cfg.num_workers),
-                loader(dm.split("val"), cfg.batch_size, False, cfg.seed, cfg.num_workers))
-    best = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
-    module.load_state_dict(best)
-    return trainer, float(ckpt.best_model_score)
+    loaders = (loader(dm.split("train"), cfg.batch_size, True, cfg.seed, cfg.num_workers),
+               loader(dm.split("val"), cfg.batch_size, False, cfg.seed, cfg.num_workers))
+    return _fit(cfg, module, module, loaders, Path(out), [schedule, *callbacks], summary)
 
 
 def accuracy(model: nn.Module, ds: Dataset, batch_size: int = 256) -> float:
@@ -499,35 +508,32 @@ def prepare(cfg: DictConfig) -> tuple[Classifier, ImageFolderDataModule, Source,
 
 
 def finetune(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, Any]:
-    """Fine-tune as ``cfg.finetune`` says; publish ``best.ckpt`` and ``metrics.json`` in ``finetune.out``.
+    """Fine-tune as ``cfg.finetune`` says; publish ``best.ckpt``, ``last.ckpt`` and ``metrics.json`` in ``finetune.out``.
 
-    The output folder appears only when everything succeeded. Returns the metrics.
+    Goes through the one training skeleton (:func:`cnnlab.tasks.skeleton.fit_and_publish`): the
+    output folder appears only when everything succeeded, and ``resume=true`` continues an
+    interrupted run. ``best.ckpt`` is a classifier checkpoint of the selected epoch (for
+    ``head``, the frozen trunk with the trained head). Returns the metrics.
     """
     L.seed_everything(cfg.seed, workers=True)
     ft = cfg.finetune
     module, dm, src, blocks, (start, every) = prepare(cfg)
     trainable = sum(p.numel() for p in module.model.parameters() if p.requires_grad)
-    with atomic_path(ft.out) as tmp:
-        tmp.mkdir()
-        work = tmp / ".work"
-        if ft.strategy == "head":
-            key = {"source": src.sha256, "arch": src.arch, "model_kwargs": src.model_kwargs,
-                   "input_size": src.input_size, "normalization": dm.normalization,
-                   "data": dataset_sha256(cfg.paths.prepared)}
-            trainer, best_val = fit_cached_head(cfg, module, dm, key, work, callbacks)
-        else:
-            trainer, best_val = fit_through(cfg, module, dm, FreezeSchedule(blocks, start, every), work, callbacks)
-        shutil.rmtree(work, ignore_errors=True)
-        save_classifier(module, tmp / "best.ckpt", trainer.current_epoch, trainer.global_step)
-        metrics = {
+
+    def summary(trainer: L.Trainer) -> dict[str, Any]:
+        return {
             "strategy": ft.strategy, "shots": ft.shots, "source": src.path, "source_sha256": src.sha256,
-            "best_val_acc": best_val, "test_acc": accuracy(module.model, dm.split("test")),
-            "epochs": trainer.current_epoch, "n_train": len(dm.split("train")), "blocks": len(blocks),
-            "trainable_blocks_at_start": start, "trainable_params_at_start": trainable,
+            "test_acc": accuracy(module.model, dm.split("test")), "n_train": len(dm.split("train")),
+            "blocks": len(blocks), "trainable_blocks_at_start": start, "trainable_params_at_start": trainable,
             "num_params": sum(p.numel() for p in module.model.parameters()),
         }
-        write_json(tmp / "metrics.json", metrics)
-    return metrics
+
+    if ft.strategy == "head":
+        key = {"source": src.sha256, "arch": src.arch, "model_kwargs": src.model_kwargs,
+               "input_size": src.input_size, "normalization": dm.normalization,
+               "data": dataset_sha256(cfg.paths.prepared)}
+        return fit_cached_head(cfg, module, dm, key, Path(ft.out), callbacks, summary)
+    return fit_through(cfg, module, dm, FreezeSchedule(blocks, start, every), Path(ft.out), callbacks, summary)
 
 
 # --------------------------------------------------------------------------- comparison
