@@ -51,3 +51,34 @@ def error_gallery_png(images: Sequence[np.ndarray], captions: Sequence[str], pat
     fig.savefig(path)
     plt.close(fig)
     return Path(path)
+
+
+def learning_curves_png(history_csv: str | Path, path: str | Path, title: str | None = None) -> Path:
+    """Draw ``history.csv`` (epoch, train/…, val/… columns) as learning curves, one panel per
+    quantity (loss first, then accuracy, then the rest), train and val on the same axes."""
+    import csv
+
+    with open(history_csv, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    columns = [c for c in (rows[0].keys() if rows else []) if "/" in c]
+    quantities = list(dict.fromkeys(c.split("/", 1)[1] for c in columns))
+    quantities.sort(key=lambda q: (q != "loss", q != "acc", q))
+    quantities = quantities[:6] or ["loss"]
+    fig, axes = plt.subplots(1, len(quantities), figsize=(3.6 * len(quantities), 3.2), dpi=110, squeeze=False)
+    epochs = [int(float(r["epoch"])) for r in rows]
+    for ax, q in zip(axes.flat, quantities):
+        for split, style in (("train", "-o"), ("val", "-s")):
+            col = f"{split}/{q}"
+            pts = [(e, float(r[col])) for e, r in zip(epochs, rows) if r.get(col) not in (None, "")]
+            if pts:
+                ax.plot(*zip(*pts), style, markersize=3, label=split)
+        ax.set_title(q)
+        ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title or f"learning curves ({Path(history_csv).parent.name})", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)

@@ -137,12 +137,56 @@ def to_dict(cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
 
 
+# Overrides already in a run's name (or that never differ in meaning): left out of it.
+_NAME_SKIP = ("data", "data.name", "model", "seed", "resume", "threads", "num_workers", "debug", "paths.",
+              "mlflow.", "hydra.", "select.metrics", "benchmark.models_dir", "benchmark.out", "finetune.out",
+              "finetune.source", "face.paths.", "gallery.", "finetune", "trainer.enable_progress_bar",
+              "trainer.enable_model_summary")
+
+
+def run_name(stage_name: str, tags: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> str:
+    """A run name that says what differs: ``train-digits-lenet5-seed3-optim.lr=0.05``.
+
+    Stage, data set, model, then strategy, shots and seed when set, then the command line's other
+    overrides (paths, threads and the like left out; long values shortened).
+    """
+    parts = [stage_name] + [str(tags[k]) for k in ("dataset", "model", "strategy") if tags.get(k) not in (None, "")]
+    if tags.get("shots") not in (None, "", "None"):
+        parts.append(f"shots{tags['shots']}")
+    if tags.get("seed") not in (None, ""):
+        parts.append(f"seed{tags['seed']}")
+    for o in overrides:
+        key = o.split("=", 1)[0].lstrip("+~")
+        if any(key == s or (s.endswith(".") and key.startswith(s)) for s in _NAME_SKIP):
+            continue
+        parts.append(o if len(o) <= 40 else o[:37] + "...")
+    return "-".join(parts)[:250]
+
+
 def tracker(stage_name: str, cfg: DictConfig, **tags: Any):
-    """An (unstarted) MLflow tracker for this stage, tagged with data set and model."""
+    """An (unstarted) MLflow tracker for this stage, tagged with data set and model.
+
+    Its run name says what differs (:func:`run_name`); a sweep job's overrides are in it, so
+    the children of a sweep are told apart. Nested under a sweep's parent run
+    (``$CNNLAB_PARENT_RUN_ID``) or the pipeline's (``$CNNLAB_PIPELINE_RUN``).
+    """
     from ..track import Tracker
 
     from ._sweep import ENV
 
     base = {"dataset": cfg.data.name}
-    return Tracker(stage_name, to_dict(cfg), tags={**base, **tags}, experiment=cfg.mlflow.experiment,
-                   uri=cfg.mlflow.tracking_uri, parent_run_id=os.environ.get(ENV))
+    tags = {k: v for k, v in {**base, **tags}.items() if v is not None}
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        overrides = list(HydraConfig.get().overrides.task)
+    except ValueError:  # not inside a Hydra app (tests calling a stage function)
+        overrides = []
+    return Tracker(stage_name, to_dict(cfg), tags=tags, experiment=cfg.mlflow.experiment,
+                   uri=cfg.mlflow.tracking_uri, parent_run_id=os.environ.get(ENV),
+                   run_name=run_name(stage_name, tags, overrides), source=f"cnnlab.stages.{stage_name}")
+
+
+def done(t: Any, wrote: Any) -> None:
+    """A stage's closing line: what it wrote and its MLflow run (id, and UI URL with a server)."""
+    log.info("%s wrote %s; %s", t.stage, wrote, t.describe())
