@@ -27,12 +27,12 @@ ALIAS = "champion"
 class ClassifierModel(mlflow.pyfunc.PythonModel):
     """pyfunc wrapper of a cnnlab classifier checkpoint (artifact ``checkpoint``)."""
 
-    def load_context(self, context: Any) -> None:
+    def load_context(self, context):
         from .tasks.classifier import load_checkpoint
 
         self.model, self.hp = load_checkpoint(context.artifacts["checkpoint"])
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> Any:
+    def predict(self, context, model_input, params=None):
         """Class probabilities ``[N, K]`` (numpy) of images ``[N, C, H, W]`` in [0, 1] (un-normalised)."""
         import numpy as np
         import torch
@@ -48,11 +48,14 @@ class ClassifierModel(mlflow.pyfunc.PythonModel):
 def register_checkpoint(tracker: Any, checkpoint: str | Path, name: str, alias: str = ALIAS) -> str:
     """Log ``checkpoint`` as the MLflow model ``model`` of ``tracker``'s run, register it as a new
     version of ``name`` and point ``alias`` at it. Returns the version number."""
+    import os
+
     import torch
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / "model"
-        mlflow.pyfunc.save_model(path=str(local), python_model=ClassifierModel(),
+        mlflow.pyfunc.save_model(path=str(local), python_model=str(Path(__file__).with_name("_pyfunc_model.py")),
                                  artifacts={"checkpoint": str(checkpoint)},
                                  pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
         tracker.log_artifact(local, "model")

@@ -165,8 +165,11 @@ class Tracker:
         """Create the experiment if needed and start the run."""
         from mlflow.tracking import MlflowClient
 
-        self._client = MlflowClient(tracking_uri=self.uri)
-        self.experiment_id = self._call(self._experiment_id)
+        def _connect() -> str:  # a fresh sqlite store creates its tables here: under the lock
+            self._client = MlflowClient(tracking_uri=self.uri)
+            return self._experiment_id()
+
+        self.experiment_id = self._call(_connect)
         parent = self.parent_run_id or (self._pipeline_parent() if self.pipeline else None)
         tags = {**self.tags, **({"mlflow.parentRunId": parent} if parent else {})}
         self.parent_run_id = parent
