@@ -15,6 +15,40 @@ from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("cnnlab")
 
+# Main options of every stage, after its own description in ``--help`` (conf/hydra/help/stage.yaml).
+_COMMON_OPTIONS = """Main options:
+  data=NAME | data.name=NAME   the data set (conf/data/, or one prepared under that name)
+  model=NAME                   the network (conf/model/: lenet5, alexnet, vgg16, resnet18, ...)
+  seed=N                       the seed (outputs go to .../seed<N>/)
+  debug=tiny                   a few images and two epochs: the stage in seconds
+  resume=true                  continue an interrupted training run
+  threads=N, num_workers=N     CPU threads, DataLoader workers
+  mlflow.tracking_uri=URI      where runs are recorded (default $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)"""
+
+
+_current: dict[str, str] = {}
+
+
+def stage_help(name: str) -> str:
+    """``--help`` header of the running stage (else ``name``): its module docstring, then the main options."""
+    import importlib
+
+    name = _current.get("stage", name)
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    doc = main.__doc__ if spec is not None and spec.name.endswith(f".{name}") else None
+    if doc is None:
+        try:
+            doc = importlib.import_module(f"cnnlab.stages.{name}").__doc__
+        except ImportError:
+            doc = None
+    # "$" escaped: Hydra fills the template with string.Template ($APP_CONFIG_GROUPS)
+    return f"{(doc or name).strip()}\n\n{_COMMON_OPTIONS}".replace("$", "$$")
+
+
+if not OmegaConf.has_resolver("cnnlab_help"):
+    OmegaConf.register_new_resolver("cnnlab_help", stage_help)
+
 
 def conf_dir() -> Path:
     """The Hydra config folder: ``$CNNLAB_CONF`` or ``./conf`` (the repository's)."""
@@ -65,6 +99,7 @@ def stage(fn: Callable[[DictConfig], Any] | None = None, *, config_name: str = "
     @functools.wraps(fn)
     def main() -> None:
         name = stage_name(fn)
+        _current["stage"] = name
 
         @hydra.main(config_path=str(conf_dir()), config_name=config_name, version_base="1.3")
         def _run(cfg: DictConfig) -> None:
