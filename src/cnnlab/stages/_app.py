@@ -88,7 +88,8 @@ def stage(fn: Callable[[DictConfig], Any] | None = None, *, config_name: str = "
 
     Known bad-input errors (missing files, bad data, bad config values, damaged checkpoints)
     exit with status 1 and a one-line message naming the file or key, instead of a traceback.
-    ``seed`` is checked first. SIGTERM and SIGINT exit with 128 + the signal number after the
+    ``seed`` is checked first; training stages check their optimiser, scheduler and Trainer nodes
+    before they open their MLflow run (:func:`cnnlab.tasks.config_check.check_training_config`). SIGTERM and SIGINT exit with 128 + the signal number after the
     MLflow run is marked KILLED; during training the skeleton stops at the next batch and keeps
     its partial checkpoint (the log says how to resume).
     """

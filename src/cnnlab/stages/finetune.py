@@ -17,8 +17,10 @@ from ._app import done, log, stage, tracker
 @stage
 def main(cfg: DictConfig) -> None:
     from ..tasks.callbacks import MLflowMetrics
+    from ..tasks.config_check import check_training_config
     from ..tasks.finetune import finetune
 
+    check_training_config(cfg)  # a bad value is named by its key before any work
     ft = cfg.get("finetune")
     if ft is None:
         raise ValueError("no fine-tuning strategy chosen: pass finetune=head|partial|full|gradual|scratch")

@@ -17,8 +17,10 @@ from ._app import done, log, stage, tracker
 def main(cfg: DictConfig) -> None:
     from ..face.train import fit_encoder
     from ..tasks.callbacks import MLflowMetrics
+    from ..tasks.config_check import check_training_config
     from ..tasks.fit import is_launch_rank_zero
 
+    check_training_config(cfg)  # a bad value is named by its key before any work
     if not is_launch_rank_zero():
         # A DDP worker (trainer=ddp): it trains on its own P×K batches; rank 0 publishes and records the run.
         fit_encoder(cfg)

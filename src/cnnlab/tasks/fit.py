@@ -122,7 +122,7 @@ def fit(cfg: DictConfig, callbacks: list[L.Callback] = ()) -> dict[str, Any]:
     training ends; ``resume=true`` continues from that folder's ``last.ckpt``. Returns the metrics.
 
     Raises:
-        RuntimeError: training was interrupted (Ctrl-C, SIGTERM); the partial folder is kept.
+        cnnlab.tasks.skeleton.Interrupted: SIGTERM or Ctrl-C stopped training; the partial folder is kept.
     """
     from .skeleton import fit_and_publish
 

@@ -23,9 +23,11 @@ Every training task (classifier, face encoder, fine-tuning, detectors, segmenter
 A task supplies its LightningModule and DataModule, the metric to monitor, and optionally a
 ``summary`` callable that adds task metrics to ``metrics.json``.
 
-Exact resume needs every random draw of an epoch to come from the generators the checkpoint
-restores: training DataLoaders must not keep persistent workers (workers are then seeded anew
-each epoch from the restored generator; persistent ones keep a stream no checkpoint holds).
+Exact resume needs every random draw of an epoch to come from generators the checkpoint
+restores. Random augmentation in DataLoader workers draws from the workers' own generators, which
+no checkpoint holds, so training loaders come from :mod:`cnnlab.data.seeded` (per-sample seeds
+drawn in the main process), as those of ``ImageFolderDataModule``, ``FaceDataModule`` and
+fine-tuning do; a new task's DataModule should use it too.
 """
 
 from __future__ import annotations
@@ -139,13 +141,33 @@ def build_trainer(cfg: DictConfig, work: Path, *, monitor: str, mode: str = "max
     check_call(kwargs, "trainer")
     # Checkpoint callbacks run last, in this order: best.ckpt, then last.ckpt sees its new state.
     # History (history.csv + learning_curves.png, published with the run) is written before last.ckpt.
-    cbs = [RngState(), *([stop] if stop else []), *callbacks, History(work), best, LastCheckpoint(work)]
+    cbs = [RngState(), *([stop] if stop else []), *callbacks, *configured_callbacks(cfg), History(work), best,
+           LastCheckpoint(work)]
     try:
         trainer = instantiate(kwargs, callbacks=cbs, logger=False, default_root_dir=str(work),
                               plugins=[PortableCheckpointIO()])
     except (TypeError, ValueError, AssertionError) as err:
         raise ValueError(f"trainer: {err}") from None
     return trainer, best, stop
+
+
+def configured_callbacks(cfg: DictConfig) -> list[L.Callback]:
+    """The callbacks of the optional ``callbacks`` config group (``conf/callbacks/``, ``+callbacks=swa``).
+
+    Raises:
+        ValueError: an entry that is not a Lightning callback, or bad arguments (named).
+    """
+    nodes = OmegaConf.to_container(cfg.callbacks, resolve=True) if cfg.get("callbacks") else {}
+    built = []
+    for name, node in nodes.items():
+        if not isinstance(node, dict) or "_target_" not in node:
+            raise ValueError(f"callbacks.{name}: expected a node with _target_, got {node!r}")
+        check_call(node, f"callbacks.{name}")
+        callback = instantiate(node)
+        if not isinstance(callback, L.Callback):
+            raise ValueError(f"callbacks.{name}: {node['_target_']} is not a lightning Callback")
+        built.append(callback)
+    return built
 
 
 @contextlib.contextmanager
