@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import mlflow.pyfunc
+import numpy as np
+
 
 ALIAS = "champion"
 
@@ -32,9 +34,8 @@ class ClassifierModel(mlflow.pyfunc.PythonModel):
 
         self.model, self.hp = load_checkpoint(context.artifacts["checkpoint"])
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: np.ndarray, params=None):
         """Class probabilities ``[N, K]`` (numpy) of images ``[N, C, H, W]`` in [0, 1] (un-normalised)."""
-        import numpy as np
         import torch
 
         x = torch.as_tensor(np.asarray(model_input, dtype=np.float32))
