@@ -165,6 +165,9 @@ class Tracker:
         """Create the experiment if needed and start the run."""
         from mlflow.tracking import MlflowClient
 
+        # MLflow prints "View run ... at" on its own when a run ends; the stage's closing line says it once.
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+
         def _connect() -> str:  # a fresh sqlite store creates its tables here: under the lock
             self._client = MlflowClient(tracking_uri=self.uri)
             return self._experiment_id()
