@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -36,7 +38,8 @@ def mlflow_server(tmp: Path, db: Path, artifacts: Path) -> Iterator[str]:
     server = subprocess.Popen(
         [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
          "--backend-store-uri", f"sqlite:///{db}", "--artifacts-destination", str(artifacts)],
-        cwd=tmp, env=run_env(tmp), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cwd=tmp, env=run_env(tmp), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)  # its own process group: the server and its workers stop together
     try:
         deadline = time.time() + 120
         while True:
@@ -50,5 +53,9 @@ def mlflow_server(tmp: Path, db: Path, artifacts: Path) -> Iterator[str]:
             time.sleep(0.5)
         yield base
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # a loaded machine: do not wait for a graceful stop
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=30)
