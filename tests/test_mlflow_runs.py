@@ -65,6 +65,7 @@ def _runs(client, exp_id):
     return {r.data.tags["stage"]: r for r in client.search_runs([exp_id])}
 
 
+@pytest.mark.slow  # four stages in a row (about a minute on an idle 2-core machine): make test-slow
 def test_pipeline_on_a_real_server(tmp_path: Path):
     """prepare → train → evaluate → select, as one pipeline invocation, on an ``mlflow server``."""
     from mlflow.tracking import MlflowClient
