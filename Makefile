@@ -34,7 +34,7 @@ dvc-yaml: $(STAMP)  ## regenerate dvc.yaml from the Snakefile
 	$(BIN)/python -m cnnlab.dag
 
 mlflow-ui: $(STAMP)  ## compare runs in the browser at http://127.0.0.1:5000
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+	$(BIN)/mlflow server --backend-store-uri sqlite:///mlflow.db --artifacts-destination mlartifacts --host 127.0.0.1 --port 5000
 
 clean:  ## remove stage outputs (not .venv, not mlflow.db)
 	rm -rf data/prepared data/augmented data/encodings models reports logs/*.log logs/bench .snakemake

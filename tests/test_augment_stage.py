@@ -103,7 +103,7 @@ def test_stage_end_to_end(tiny_rgb, tmp_path):
     runs = client.search_runs([exp.experiment_id], "tags.stage = 'augment'")
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     assert runs[0].data.tags["augment"] == "heavy" and runs[0].data.tags["dataset"] == "tiny"
-    assert runs[0].data.metrics["n_train"] == 48
+    assert runs[0].data.params["n_train"] == "48"  # a fact: a param
     assert {a.path for a in client.list_artifacts(runs[0].info.run_id)} >= {"preview.png", "pca_colour.json"}
 
 

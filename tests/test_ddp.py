@@ -39,7 +39,7 @@ def test_ddp_two_cpu_processes_train_and_only_rank_zero_publishes(tmp_path, tiny
     runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])
             if r.data.tags.get("stage") == "train"]
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
-    assert len(client.get_metric_history(runs[0].info.run_id, "val_acc")) == 2
+    assert len(client.get_metric_history(runs[0].info.run_id, "val/acc")) == 2
     assert runs[0].data.params["trainer.strategy"] == "ddp"
 
 

@@ -53,9 +53,10 @@ def test_stage_logs_to_real_mlflow_server(tmp_path: Path):
         runs = _get(f"{base}/api/2.0/mlflow/runs/search", {"experiment_ids": [exp["experiment_id"]]})["runs"]
         assert len(runs) == 1
         tags = {t["key"]: t["value"] for t in runs[0]["data"]["tags"]}
-        metrics = {m["key"]: m["value"] for m in runs[0]["data"]["metrics"]}
+        params = {m["key"]: m["value"] for m in runs[0]["data"]["params"]}
+        metrics = {m["key"] for m in runs[0]["data"].get("metrics", [])}
         assert tags["stage"] == "prepare" and tags["dataset"] == "digits"
-        assert metrics["n_classes"] == 10
+        assert params["n_classes"] == "10" and "n_classes" not in metrics  # a fact, not a metric
         assert runs[0]["info"]["status"] == "FINISHED"
     finally:
         server.terminate()

@@ -66,7 +66,7 @@ def test_predict_agrees_with_evaluate(own, capsys):
                  csv.DictReader(open(work / "reports/eval/pets/lenet5/seed0/predictions.csv"))}
     assert sorted(r["path"] for r in rows) == sorted(evaluated)
     for r in rows:  # the same images, decoded and transformed the same way, give the same answer
-        assert r["top1"] == evaluated[r["path"]]["pred"]
+        assert r["top1"] == evaluated[r["path"]]["predicted"]
         assert float(r["prob1"]) == pytest.approx(float(evaluated[r["path"]]["prob"]), abs=1e-5)
         assert float(r["prob1"]) + float(r["prob2"]) == pytest.approx(1.0, abs=1e-5)
         assert {r["top1"], r["top2"]} == {"bright", "dark"}

@@ -78,7 +78,7 @@ def test_snakemake_pipeline_then_noop_rerun(repo_copy: Path):
     assert train.data.params["model.name"] == "lenet5"
     assert train.data.params["trainer.max_epochs"] == "2"
     assert "best_val_acc" in train.data.metrics
-    assert len(client.get_metric_history(train.info.run_id, "val_acc")) == 2  # one point per epoch
+    assert len(client.get_metric_history(train.info.run_id, "val/acc")) == 2  # one point per epoch
     ev = by_stage["evaluate"][0]
     assert "accuracy" in ev.data.metrics
     artifacts = {a.path for a in client.list_artifacts(ev.info.run_id, "eval")}

@@ -34,13 +34,13 @@ def test_train_then_evaluate(tmp_path, tiny_digits):
     m = json.loads((ev / "metrics.json").read_text())
     rows = list(csv.DictReader(open(ev / "predictions.csv")))
     assert m["n"] == len(rows)
-    assert abs(m["accuracy"] - sum(r["label"] == r["pred"] for r in rows) / len(rows)) < 1e-6
-    assert m["errors"] == sum(r["label"] != r["pred"] for r in rows)
+    assert abs(m["accuracy"] - sum(r["actual"] == r["predicted"] for r in rows) / len(rows)) < 1e-6
+    assert m["errors"] == sum(r["actual"] != r["predicted"] for r in rows)
     # macro precision/recall/F1 and the per-class table agree with a direct computation
     from sklearn.metrics import precision_recall_fscore_support
 
     labels = [str(i) for i in range(10)]
-    y, p = [r["label"] for r in rows], [r["pred"] for r in rows]
+    y, p = [r["actual"] for r in rows], [r["predicted"] for r in rows]
     prec, rec, f1, sup = precision_recall_fscore_support(y, p, labels=labels, zero_division=0)
     assert abs(m["macro_f1"] - f1.mean()) < 1e-4 and abs(m["macro_recall"] - rec.mean()) < 1e-4
     per = {r["class"]: r for r in csv.DictReader(open(ev / "per_class.csv"))}

@@ -18,8 +18,12 @@ from ..data.images import load_image  # noqa: E402
 from .materialise import to_uint8  # noqa: E402
 
 
-def preview_samples(prepared: str | Path, rows: int = 8) -> list[tuple[torch.Tensor, str]]:
-    """The first training image of up to ``rows`` classes (spread evenly over the training classes)."""
+def preview_samples(prepared: str | Path, rows: int = 12) -> list[tuple[torch.Tensor, str]]:
+    """The first training image of every class, up to ``rows`` classes (then spread evenly over them).
+
+    Twelve rows by default, so that the ten digits (and any data set of up to twelve classes)
+    show every class.
+    """
     meta, manifest = read_prepared(prepared)
     first: dict[str, str] = {}
     for r in manifest:

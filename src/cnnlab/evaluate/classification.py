@@ -4,7 +4,7 @@ Writes (atomically, as one folder)::
 
     metrics.json      accuracy, macro precision/recall/F1, latency per image, model size
     per_class.csv     precision, recall, F1 and support of every class
-    predictions.csv   path, label, pred, prob (one row per image)
+    predictions.csv   path, actual, predicted, prob (one row per image; a DVC confusion plot)
     confusion.png     confusion matrix
     errors.png        the misclassified images (error analysis), "true → pred (p)"
 """
@@ -88,7 +88,7 @@ def evaluate_checkpoint(ckpt: str | Path, prepared: str | Path, out_dir: str | P
         tmp.mkdir()
         with open(tmp / "predictions.csv", "w", newline="") as fh:
             w = csv.writer(fh)
-            w.writerow(["path", "label", "pred", "prob"])
+            w.writerow(["path", "actual", "predicted", "prob"])  # a DVC confusion plot: x=actual, y=predicted
             for path, t, p, pr in zip(ds.paths, y.tolist(), pred.tolist(), probs.max(1).values.tolist()):
                 w.writerow([path, classes[t], classes[p], f"{pr:.6f}"])
         with open(tmp / "per_class.csv", "w", newline="") as fh:

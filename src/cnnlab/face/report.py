@@ -47,12 +47,26 @@ def roc_png(results: Sequence["MethodResult"], path: Path, title: str, encoder_n
     return path
 
 
+def roc_csv(results: Sequence["MethodResult"], path: Path, encoder_name: str) -> Path:
+    """The ROC curves as data: ``method, far, tar, threshold`` rows (a DVC plot with x=far, y=tar)."""
+    import csv
+
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["method", "far", "tar", "threshold"])
+        for r in results:
+            fpr, tpr, thr = roc(r.distances, r.same)
+            for f, t, h in zip(fpr, tpr, thr):
+                w.writerow([_label(r, encoder_name), f"{f:.6g}", f"{t:.6g}", f"{h:.6g}"])
+    return path
+
+
 def distances_png(results: Sequence["MethodResult"], path: Path, title: str, encoder_name: str,
                   tau: float | None = None) -> Path:
     """One panel per method: histograms of same-person and different-people pair distances."""
-    cols = 3
+    cols = min(3, len(results))  # an encoder without baselines: one panel, not two thirds blank
     rows = (len(results) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.3 * rows), dpi=110, squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(4.2 * cols, 6.4), 3.3 * rows + 0.4), dpi=110, squeeze=False)
     for ax in axes.flat[len(results):]:
         ax.axis("off")
     for ax, r in zip(axes.flat, results):
@@ -67,7 +81,7 @@ def distances_png(results: Sequence["MethodResult"], path: Path, title: str, enc
         ax.set_xlabel("squared Euclidean distance")
         ax.set_ylabel("density")
         ax.legend(fontsize=7)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(title, fontsize=10, wrap=True)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -130,7 +144,7 @@ def markdown(results: Sequence["MethodResult"], split: dict[str, list[str]], far
 
 def write_report(out: str | Path, results: Sequence["MethodResult"], metrics: dict[str, Any], split: dict,
                  ecfg: dict[str, Any], encoder_name: str, calibration: dict | None, origin: str | None = None) -> Path:
-    """Write ``metrics.json``, ``report.md``, ``roc.png`` and ``distances.png`` into ``out`` atomically.
+    """Write ``metrics.json``, ``report.md``, ``roc.png`` (+ its data ``roc.csv``) and ``distances.png`` into ``out`` atomically.
 
     Args:
         origin: how the encoder was made (:func:`provenance`), for the report's first line.
@@ -141,6 +155,7 @@ def write_report(out: str | Path, results: Sequence["MethodResult"], metrics: di
     with atomic_path(out) as tmp:
         tmp.mkdir()
         roc_png(results, tmp / "roc.png", f"Verification ROC, {title}", encoder_name)
+        roc_csv(results, tmp / "roc.csv", encoder_name)
         distances_png(results, tmp / "distances.png", f"Pair distances, {title}", encoder_name,
                       calibration["tau"] if calibration else None)
         (tmp / "report.md").write_text(markdown(results, split, ecfg["fars"], ecfg["open_set_far"], encoder_name,

@@ -15,6 +15,40 @@ from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("cnnlab")
 
+# Main options of every stage, after its own description in ``--help`` (conf/hydra/help/stage.yaml).
+_COMMON_OPTIONS = """Main options:
+  data=NAME | data.name=NAME   the data set (conf/data/, or one prepared under that name)
+  model=NAME                   the network (conf/model/: lenet5, alexnet, vgg16, resnet18, ...)
+  seed=N                       the seed (outputs go to .../seed<N>/)
+  debug=tiny                   a few images and two epochs: the stage in seconds
+  resume=true                  continue an interrupted training run
+  threads=N, num_workers=N     CPU threads, DataLoader workers
+  mlflow.tracking_uri=URI      where runs are recorded (default $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)"""
+
+
+_current: dict[str, str] = {}
+
+
+def stage_help(name: str) -> str:
+    """``--help`` header of the running stage (else ``name``): its module docstring, then the main options."""
+    import importlib
+
+    name = _current.get("stage", name)
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    doc = main.__doc__ if spec is not None and spec.name.endswith(f".{name}") else None
+    if doc is None:
+        try:
+            doc = importlib.import_module(f"cnnlab.stages.{name}").__doc__
+        except ImportError:
+            doc = None
+    # "$" escaped: Hydra fills the template with string.Template ($APP_CONFIG_GROUPS)
+    return f"{(doc or name).strip()}\n\n{_COMMON_OPTIONS}".replace("$", "$$")
+
+
+if not OmegaConf.has_resolver("cnnlab_help"):
+    OmegaConf.register_new_resolver("cnnlab_help", stage_help)
+
 
 def conf_dir() -> Path:
     """The Hydra config folder: ``$CNNLAB_CONF`` or ``./conf`` (the repository's)."""
@@ -66,6 +100,7 @@ def stage(fn: Callable[[DictConfig], Any] | None = None, *, config_name: str = "
     @functools.wraps(fn)
     def main() -> None:
         name = stage_name(fn)
+        _current["stage"] = name
 
         @hydra.main(config_path=str(conf_dir()), config_name=config_name, version_base="1.3")
         def _run(cfg: DictConfig) -> None:
@@ -138,12 +173,56 @@ def to_dict(cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
 
 
+# Overrides already in a run's name (or that never differ in meaning): left out of it.
+_NAME_SKIP = ("data", "data.name", "model", "seed", "resume", "threads", "num_workers", "debug", "paths.",
+              "mlflow.", "hydra.", "select.metrics", "benchmark.models_dir", "benchmark.out", "finetune.out",
+              "finetune.source", "face.paths.", "gallery.", "finetune", "trainer.enable_progress_bar",
+              "trainer.enable_model_summary")
+
+
+def run_name(stage_name: str, tags: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> str:
+    """A run name that says what differs: ``train-digits-lenet5-seed3-optim.lr=0.05``.
+
+    Stage, data set, model, then strategy, shots and seed when set, then the command line's other
+    overrides (paths, threads and the like left out; long values shortened).
+    """
+    parts = [stage_name] + [str(tags[k]) for k in ("dataset", "model", "strategy") if tags.get(k) not in (None, "")]
+    if tags.get("shots") not in (None, "", "None"):
+        parts.append(f"shots{tags['shots']}")
+    if tags.get("seed") not in (None, ""):
+        parts.append(f"seed{tags['seed']}")
+    for o in overrides:
+        key = o.split("=", 1)[0].lstrip("+~")
+        if any(key == s or (s.endswith(".") and key.startswith(s)) for s in _NAME_SKIP):
+            continue
+        parts.append(o if len(o) <= 40 else o[:37] + "...")
+    return "-".join(parts)[:250]
+
+
 def tracker(stage_name: str, cfg: DictConfig, **tags: Any):
-    """An (unstarted) MLflow tracker for this stage, tagged with data set and model."""
+    """An (unstarted) MLflow tracker for this stage, tagged with data set and model.
+
+    Its run name says what differs (:func:`run_name`); a sweep job's overrides are in it, so
+    the children of a sweep are told apart. Nested under a sweep's parent run
+    (``$CNNLAB_PARENT_RUN_ID``) or the pipeline's (``$CNNLAB_PIPELINE_RUN``).
+    """
     from ..track import Tracker
 
     from ._sweep import ENV
 
     base = {"dataset": cfg.data.name}
-    return Tracker(stage_name, to_dict(cfg), tags={**base, **tags}, experiment=cfg.mlflow.experiment,
-                   uri=cfg.mlflow.tracking_uri, parent_run_id=os.environ.get(ENV))
+    tags = {k: v for k, v in {**base, **tags}.items() if v is not None}
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        overrides = list(HydraConfig.get().overrides.task)
+    except ValueError:  # not inside a Hydra app (tests calling a stage function)
+        overrides = []
+    return Tracker(stage_name, to_dict(cfg), tags=tags, experiment=cfg.mlflow.experiment,
+                   uri=cfg.mlflow.tracking_uri, parent_run_id=os.environ.get(ENV),
+                   run_name=run_name(stage_name, tags, overrides), source=f"cnnlab.stages.{stage_name}")
+
+
+def done(t: Any, wrote: Any) -> None:
+    """A stage's closing line: what it wrote and its MLflow run (id, and UI URL with a server)."""
+    log.info("%s wrote %s; %s", t.stage, wrote, t.describe())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from ._app import log, stage, tracker
+from ._app import done, log, stage, tracker
 
 
 @stage
@@ -23,8 +23,9 @@ def main(cfg: DictConfig) -> None:
         log.info("aligned %d images of %s into %s: faces detected in %d (%.1f %%), %s ms per face",
                  report["images"], f.paths.source, f.paths.prepared, report["detected"],
                  100 * report["detection_rate"], report["ms_per_face"])
-        t.log_metrics({"images": report["images"], "detection_rate": report["detection_rate"],
+        t.log_results({"images": report["images"], "detection_rate": report["detection_rate"],
                        **{f"ms_per_face_{k}": v for k, v in report["ms_per_face"].items()}})
+        done(t, f.paths.prepared)
 
 
 if __name__ == "__main__":

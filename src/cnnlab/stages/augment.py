@@ -22,7 +22,7 @@ from ..augment import PCA_FILE, bind_pca_colour, fit_pca_colour, save_pca_colour
 from ..augment.materialise import materialise
 from ..augment.preview import preview_grid, preview_samples
 from ..io import atomic_path
-from ._app import log, stage, tracker
+from ._app import done, log, stage, tracker
 
 PREVIEW_FILE = "preview.png"
 
@@ -59,11 +59,12 @@ def main(cfg: DictConfig) -> None:
         metrics = run(cfg, policy_name)
         out = Path(cfg.paths.augmented)
         log.info("augmented %s with %s (k=%d): %s", out, policy_name, cfg.augment_k, metrics)
-        t.log_metrics(metrics | {"augment_k": cfg.augment_k})
+        t.log_results(metrics | {"augment_k": cfg.augment_k})
         t.log_artifact(out / PREVIEW_FILE)
         t.log_artifact(out / PCA_FILE)
         if (out / "dataset.json").is_file():
             t.log_artifact(out / "dataset.json")
+        done(t, out)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from ._app import log, stage, tracker
+from ._app import done, log, stage, tracker
 
 
 @stage
@@ -30,11 +30,13 @@ def main(cfg: DictConfig) -> None:
     crop_sets = {name: parse_crop_set(spec) for name, spec in OmegaConf.to_container(b.faces.crop_sets).items()}
     with tracker("benchmark_faces", cfg, dataset=Path(f.paths.identity_split).name, model=f.encoder.name,
                  seeds=",".join(map(str, b.faces.seeds))) as t:
+        t.link_train_runs([Path(c).parent for c in ckpts])
         metrics = run_face_benchmark(ckpts, f.paths.identity_split, crop_sets, b.faces.out, resize=b.resize,
                                      batch_size=b.batch_size, repeats=b.faces.repeats)
         log.info("benchmarked %d face encoders into %s", len(ckpts), b.faces.out)
-        t.log_metrics(metrics)
+        t.log_results(metrics)
         t.log_artifact(b.faces.out, "benchmark")
+        done(t, b.faces.out)
 
 
 if __name__ == "__main__":

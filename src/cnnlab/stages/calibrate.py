@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from ._app import log, stage, tracker
+from ._app import done, log, stage, tracker
 
 
 @stage
@@ -37,7 +37,8 @@ def main(cfg: DictConfig) -> None:
         log.info("τ = %.4f for target FAR %g (FAR %.4f, TAR %.3f on %d validation pairs); stored beside %s",
                  record["tau"], c.target_far, record["far"], record["tar"],
                  record["n_genuine"] + record["n_impostor"], ", ".join(map(str, [c.encodings, *galleries])))
-        t.log_metrics({k: record[k] for k in ("tau", "far", "tar", "target_far", "n_genuine", "n_impostor")})
+        t.log_results({k: record[k] for k in ("tau", "far", "tar", "target_far", "n_genuine", "n_impostor")})
+        done(t, ", ".join(map(str, [c.encodings, *galleries])) + " (τ)")
 
 
 if __name__ == "__main__":

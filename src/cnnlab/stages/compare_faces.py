@@ -11,7 +11,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from ._app import log, stage, tracker
+from ._app import done, log, stage, tracker
 
 
 @stage
@@ -37,9 +37,10 @@ def main(cfg: DictConfig) -> None:
         md, js = write_comparison(root, result)
         for r in result["rows"]:
             log.info("%-28s %-24s rank-1 %.3f  EER %.3f", r["group"], r["method"], r["rank1"], r["eer"])
-        t.log_metrics({f"{r['key']}_{k}": r[k] for r in result["rows"] for k in ("rank1", "eer")})
+        t.log_results({f"{r['key']}_{k}": r[k] for r in result["rows"] for k in ("rank1", "eer")})
         t.log_artifact(md, "faces")
         t.log_artifact(js, "faces")
+        done(t, md)
 
 
 if __name__ == "__main__":

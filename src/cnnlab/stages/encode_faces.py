@@ -15,7 +15,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from ._app import log, stage, tracker
+from ._app import done, log, stage, tracker
 
 
 @stage
@@ -35,9 +35,11 @@ def main(cfg: DictConfig) -> None:
                  f"aligned: {enc.preprocess}" if enc.preprocess else "as given")
         if enc.no_face:
             log.warning("no face found in %d image(s), framed whole: %s", len(enc.no_face), enc.no_face[:10])
-        t.log_metrics({"n_images": len(enc), "n_people": len(set(enc.labels)), "dim": enc.dim,
+        t.log_results({"n_images": len(enc), "n_people": len(set(enc.labels)), "dim": enc.dim,
                        "no_face": len(enc.no_face)})
         t.set_tags({"encoder_hash": enc.encoder_hash, "gallery_root": g.root})
+        t.link_train_runs(Path(f.paths.encoder).parent)
+        done(t, out)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from ._app import log, stage, tracker
+from ._app import done, log, stage, tracker
 
 
 @stage
@@ -24,14 +24,16 @@ def main(cfg: DictConfig) -> None:
                          f"trains on every person (use face.train_on=ids)")
     enc_dir, name = Path(f.paths.encodings), Path(f.paths.identity_split).name
     with tracker("evaluate_faces", cfg, dataset=name, model=f.encoder.name) as t:
+        t.link_train_runs(Path(f.paths.encoder).parent)
         metrics = run_evaluation(enc_dir / f"{name}-test.npz", enc_dir / f"{name}-val.npz", f.paths.encoder,
                                  f.paths.identity_split, f.paths.reports,
                                  OmegaConf.to_container(f.evaluate, resolve=True))
         flat = flat_metrics(metrics)
         log.info("face metrics on held-out people %s: %s", metrics["split"]["test"],
                  {k: round(v, 4) for k, v in flat.items() if k.startswith("encoder_")})
-        t.log_metrics(flat)
+        t.log_results(flat)
         t.log_artifact(f.paths.reports, "faces")
+        done(t, f.paths.reports)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from ._app import log, stage, tracker
+from ._app import done, log, stage, tracker
 
 
 @stage
@@ -27,8 +27,13 @@ def main(cfg: DictConfig) -> None:
     with tracker("finetune", cfg, model=cfg.model.name, strategy=ft.strategy, shots=ft.shots, seed=cfg.seed) as t:
         metrics = finetune(cfg, callbacks=[MLflowMetrics(t)])
         log.info("fine-tuned %s: %s", ft.out, metrics)
-        t.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
-        t.log_artifact(Path(ft.out) / "metrics.json")
+        t.log_results({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        run = Path(ft.out)
+        t.set_tags({"cnnlab.run_dir": ft.out})
+        for name in ("metrics.json", "history.csv", "learning_curves.png", "best.ckpt"):
+            if (run / name).is_file():
+                t.log_artifact(run / name, "model" if name == "best.ckpt" else None)
+        done(t, run)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from ._app import log, stage, tracker
+from ._app import done, log, stage, tracker
 
 
 @stage
@@ -22,8 +22,9 @@ def main(cfg: DictConfig) -> None:
     with tracker("finetune_compare", cfg, model=cfg.model.name) as t:
         rows, table = write_comparison(Path("models") / cfg.data.name, out, model=cfg.model.name)
         log.info("fine-tuning comparison on %s:\n%s", cfg.data.name, table)
-        t.log_metrics({f"test_acc_{r['strategy']}_shots{r['shots']}": r["test_acc"] for r in rows})
+        t.log_results({f"test_acc_{r['strategy']}_shots{r['shots']}": r["test_acc"] for r in rows})
         t.log_artifact(out, "finetune")
+        done(t, out)
 
 
 if __name__ == "__main__":

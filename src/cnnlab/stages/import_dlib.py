@@ -12,7 +12,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from ._app import log, stage, tracker
+from ._app import done, log, stage, tracker
 
 
 @stage
@@ -25,11 +25,12 @@ def main(cfg: DictConfig) -> None:
         raise ValueError(f"import_dlib writes dlib's pretrained encoder: run it with encoder=dlib_resnet "
                          f"(face.encoder.arch={f.encoder.arch}, kind={f.encoder.kind})")
     dat = model_path()
-    with tracker("import_dlib", cfg, model=f.encoder.name) as t:
+    with tracker("import_dlib", cfg, dataset=None, model=f.encoder.name) as t:
         out = pretrained_dlib_checkpoint(f.paths.encoder, dat)
         log.info("imported %s into %s", dat, out)
         t.set_tags({"source": str(dat), "encoder_hash": checkpoint_hash(out)})
-        t.log_metrics({"size_mb": Path(out).stat().st_size / 2 ** 20})
+        t.log_results({"size_mb": Path(out).stat().st_size / 2 ** 20})
+        done(t, out)
 
 
 if __name__ == "__main__":

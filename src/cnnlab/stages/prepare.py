@@ -11,7 +11,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from ._app import log, stage, to_dict, tracker
+from ._app import log, stage, to_dict, tracker, done
 
 
 def run(cfg: DictConfig) -> dict:
@@ -41,9 +41,10 @@ def main(cfg: DictConfig) -> None:
         imp = meta.get("import") or {"n_skipped": 0, "n_changed": 0}
         log.info("prepared %s: %s (%d skipped, %d changed; dataset.json \"import\")", cfg.paths.prepared,
                  counts, imp["n_skipped"], imp["n_changed"])
-        t.log_metrics({f"n_{k}": v for k, v in counts.items()} | {"n_classes": len(meta["classes"])}
+        t.log_results({f"n_{k}": v for k, v in counts.items()} | {"n_classes": len(meta["classes"])}
                       | {"n_skipped": imp["n_skipped"], "n_changed": imp["n_changed"]})
         t.log_artifact(Path(cfg.paths.prepared) / "dataset.json")
+        done(t, cfg.paths.prepared)
 
 
 if __name__ == "__main__":

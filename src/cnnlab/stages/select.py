@@ -6,7 +6,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from ._app import log, stage, tracker
+from ._app import done, log, stage, tracker
 
 
 @stage
@@ -28,9 +28,29 @@ def main(cfg: DictConfig) -> None:
             (tmp / "selection.md").write_text(selection_markdown(result))
         log.info("selected %s (budget %.3f ms/image)", result["chosen"], s.latency_budget_ms)
         t.set_tags({"chosen": result["chosen"]})
-        t.log_metrics({"n_candidates": len(result["candidates"]),
+        t.log_results({"n_candidates": len(result["candidates"]),
                        "n_within_budget": sum(r["meets_budget"] for r in result["candidates"])})
         t.log_artifact(Path(s.out), "selection")
+        wrote = s.out
+        if result["chosen"]:
+            source = _source(result["chosen"])
+            if source.get("train_run_id"):
+                t.set_tags({"cnnlab.train_run_id": source["train_run_id"]})
+            if s.get("registered_model") and source.get("checkpoint"):
+                from ..model_registry import ALIAS, register_checkpoint
+
+                version = register_checkpoint(t, source["checkpoint"], s.registered_model)
+                t.set_tags({"registered_model": f"{s.registered_model}/{version}"})
+                wrote = f"{s.out} and registered {source['checkpoint']} as {s.registered_model} version {version} @{ALIAS}"
+        done(t, wrote)
+
+
+def _source(metrics_file: str) -> dict:
+    """What evaluate recorded beside a metrics file (``source.json``: checkpoint, train run id)."""
+    import json
+
+    path = Path(metrics_file).with_name("source.json")
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 if __name__ == "__main__":

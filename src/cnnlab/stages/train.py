@@ -6,7 +6,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from ._app import log, stage, tracker
+from ._app import done, log, stage, tracker
 
 
 @stage
@@ -23,8 +23,13 @@ def main(cfg: DictConfig) -> None:
     with tracker("train", cfg, model=cfg.model.name, seed=cfg.seed) as t:
         metrics = fit(cfg, callbacks=[MLflowMetrics(t)])
         log.info("trained %s: %s", cfg.paths.run, metrics)
-        t.log_metrics(metrics)
-        t.log_artifact(Path(cfg.paths.run) / "metrics.json")
+        t.log_results(metrics)
+        run = Path(cfg.paths.run)
+        t.set_tags({"cnnlab.run_dir": cfg.paths.run})
+        for name in ("metrics.json", "history.csv", "learning_curves.png", "best.ckpt"):
+            if (run / name).is_file():
+                t.log_artifact(run / name, "model" if name == "best.ckpt" else None)
+        done(t, run)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from ._app import log, stage, tracker
+from ._app import done, log, stage, tracker
 
 
 @stage
@@ -30,8 +30,13 @@ def main(cfg: DictConfig) -> None:
                  seed=cfg.seed) as t:
         metrics = fit_encoder(cfg, callbacks=[MLflowMetrics(t)])
         log.info("trained face encoder %s: %s", f.paths.run, metrics)
-        t.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
-        t.log_artifact(Path(f.paths.run) / "metrics.json")
+        t.log_results({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+        run = Path(f.paths.run)
+        t.set_tags({"cnnlab.run_dir": f.paths.run})
+        for name in ("metrics.json", "history.csv", "learning_curves.png", "best.ckpt"):
+            if (run / name).is_file():
+                t.log_artifact(run / name, "model" if name == "best.ckpt" else None)
+        done(t, run)
 
 
 if __name__ == "__main__":

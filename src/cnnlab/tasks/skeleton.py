@@ -13,7 +13,9 @@ Every training task (classifier, face encoder, fine-tuning, detectors, segmenter
   partial folder left by a different config is not resumed;
 * signals: SIGTERM (SLURM pre-emption, Snakemake) and SIGINT (Ctrl-C) stop training at the next
   batch and raise :class:`Interrupted`; the partial folder is kept;
-* the publish step: ``best.ckpt``, ``last.ckpt`` and ``metrics.json`` appear in ``out`` in one
+* the per-epoch log ``history.csv`` and its picture ``learning_curves.png``
+  (:class:`cnnlab.tasks.callbacks.History`);
+* the publish step: ``best.ckpt``, ``last.ckpt``, ``metrics.json`` (and the history) appear in ``out`` in one
   rename, only when training ended normally, so an interrupted run never leaves a
   complete-looking output;
 * rank-0 guards under DDP.
@@ -48,6 +50,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..checkpoint import CheckpointTruncated, read, verify
 from ..io import replace, write_json
+from .callbacks import PUBLISHED as _EXTRA_OUTPUTS
+from .callbacks import History
 from .checkpointing import BestCheckpoint, LastCheckpoint, PortableCheckpointIO, RngState
 from .config_check import check_call, check_training_config
 from .fit import is_launch_rank_zero, trainer_config
@@ -137,7 +141,9 @@ def build_trainer(cfg: DictConfig, work: Path, *, monitor: str, mode: str = "max
     kwargs = {**trainer_config(cfg), **(trainer_overrides or {})}
     check_call(kwargs, "trainer")
     # Checkpoint callbacks run last, in this order: best.ckpt, then last.ckpt sees its new state.
-    cbs = [RngState(), *([stop] if stop else []), *callbacks, *configured_callbacks(cfg), best, LastCheckpoint(work)]
+    # History (history.csv + learning_curves.png, published with the run) is written before last.ckpt.
+    cbs = [RngState(), *([stop] if stop else []), *callbacks, *configured_callbacks(cfg), History(work), best,
+           LastCheckpoint(work)]
     try:
         trainer = instantiate(kwargs, callbacks=cbs, logger=False, default_root_dir=str(work),
                               plugins=[PortableCheckpointIO()])
@@ -229,6 +235,9 @@ def _publish(work: Path, out: Path, metrics: dict[str, Any]) -> None:
         try:
             os.link(work / name, staging / name)
         except OSError:
+            shutil.copy2(work / name, staging / name)
+    for name in _EXTRA_OUTPUTS:  # history.csv, learning_curves.png, mlflow_run.json when written
+        if (work / name).is_file():
             shutil.copy2(work / name, staging / name)
     write_json(staging / "metrics.json", metrics)
     out.parent.mkdir(parents=True, exist_ok=True)
