@@ -74,13 +74,23 @@ def _encoder_for(args: argparse.Namespace, enc) -> str:
     from .embedder import checkpoint_hash
 
     ckpt = args.encoder or enc.encoder_path or _default(args, "encoder", "encoder")
-    if not Path(ckpt).is_file():
-        raise FaceError(f"face encoder checkpoint not found: {ckpt} (made by the train_encoder stage; "
-                        f"or pass --encoder)")
+    _check_encoder(ckpt)
     if checkpoint_hash(ckpt) != enc.encoder_hash:
         raise FaceError(f"{ckpt} is not the encoder that made the gallery (encoder {enc.encoder_name}, "
                         f"{enc.encoder_hash[:12]}): pass that encoder with --encoder, or enroll again")
     return ckpt
+
+
+def _check_encoder(ckpt: str | Path) -> None:
+    """Raise FaceError naming the stage that makes ``ckpt`` when it does not exist."""
+    if Path(ckpt).is_file():
+        return
+    face = config_defaults()
+    configured = face.get("paths", {}).get("encoder")
+    pretrained = configured and _same_file(ckpt, configured) and face["encoder"].get("kind") == "pretrained"
+    made_by = ("the import_dlib stage: python -m cnnlab.stages.import_dlib, or make run" if pretrained
+               else "the train_encoder stage, or import_dlib for dlib's network")
+    raise FaceError(f"face encoder checkpoint not found: {ckpt} (made by {made_by}; or pass --encoder)")
 
 
 def align_config() -> tuple[dict[str, Any], str]:
@@ -187,6 +197,7 @@ def enroll(args: argparse.Namespace) -> int:
     from .gallery import save_threshold, threshold_path
 
     ckpt = _default(args, "encoder", "encoder")
+    _check_encoder(ckpt)
     name, home = encoder_home(ckpt)
     out = Path(args.out or home / f"{gallery_name(args.dir)}.npz")
     align, no_face = (None, "whole_image") if args.no_align else align_config()
