@@ -92,7 +92,8 @@ def _add_face(subparsers: argparse._SubParsersAction) -> None:
     i = actions.add_parser("identify", help="the enrolled people nearest to a face image")
     i.add_argument("image")
     i.add_argument("-k", type=int, default=5, help="how many people to list")
-    i.add_argument("--index", choices=("exact", "hnsw", "ivf"), default="exact", help="search index")
+    i.add_argument("--index", choices=("exact", "hnsw", "ivf", "ivfpq", "ivfsq"), default="exact",
+                   help="search index (cnnlab.face.search)")
     _add_face_sources(i)
     d = actions.add_parser("detect", help="find the faces in an image; write a copy with the boxes drawn",
                            description="Print each face's box (x0 y0 x1 y1 pixels, right/bottom exclusive), "
