@@ -79,7 +79,8 @@ def _add_face(subparsers: argparse._SubParsersAction) -> None:
     e = actions.add_parser("enroll", help="encode a folder of people (DIR/<person>/<images>) into a gallery")
     e.add_argument("dir", help="gallery folder: one sub-folder per person, greyscale or RGB images")
     e.add_argument("--encoder", metavar="CKPT", help="face encoder (default: face.paths.encoder)")
-    e.add_argument("--out", metavar="NPZ", help="encodings file (default: data/encodings/<encoder>/<DIR name>.npz)")
+    e.add_argument("--out", metavar="NPZ",
+                   help="encodings file (default: data/encodings/<encoder>/<DIR name>.npz)")
     e.add_argument("--threshold", metavar="JSON", help="calibrated threshold record to store beside the gallery "
                    "(default: the calibrate stage's for this encoder, data/encodings/<encoder>/*-val.threshold.json)")
     e.add_argument("--batch-size", type=int, default=64, help="images per forward pass")

@@ -231,7 +231,7 @@ def format_section(result: dict[str, Any], load: tuple[float, float], wall: floa
         "trained or validated on). `val` columns: the same on the validation people, which is what recipes may be "
         "chosen by." + verdict, "",
         format_table(result), "",
-        f"CPU seconds of the parts (wall clock): {', '.join(f'{k} {v:.0f} s' for k, v in result['seconds'].items())}; "
+        f"Wall-clock seconds of the parts: {', '.join(f'{k} {v:.0f} s' for k, v in result['seconds'].items())}; "
         f"whole command {wall / 60:.1f} min. Load average (1 min) at the start / end: {load[0]:.1f} / {load[1]:.1f} "
         "on 2 cores: other helpers' jobs shared the machine, so the times are upper bounds; the accuracies do not "
         "depend on it.",

@@ -33,7 +33,8 @@ def _row(key: str, group: str, method: str, test: dict[str, Any], detail: str,
     val = val or {}
     return {"key": key, "group": group, "method": method, "rank1": test["rank1"], "eer": test["eer"],
             "tar_at_far_1pct": test.get("tar_at_far_1pct"), "ms_per_face": test.get("ms_per_face"),
-            "val_rank1": val.get("rank1"), "val_eer": val.get("eer"), "val_tar_at_far_1pct": val.get("tar_at_far_1pct"),
+            "val_rank1": val.get("rank1"), "val_eer": val.get("eer"),
+            "val_tar_at_far_1pct": val.get("tar_at_far_1pct"),
             "detail": detail}
 
 

@@ -91,7 +91,8 @@ def write_fold(aligned: str | Path, out: str | Path, fold: dict[str, list[str]],
             sums, sq, n = sums + x.sum(0), sq + (x ** 2).sum(0), n + len(x)
     mean = sums / n
     std = np.sqrt(np.maximum(sq / n - mean ** 2, 1e-12))
-    meta = {**meta, **({"image_size": list(size)} if size else {}), "split_by": "identities", "mean": [round(float(m), 6) for m in mean],
+    meta = {**meta, **({"image_size": list(size)} if size else {}), "split_by": "identities",
+            "mean": [round(float(m), 6) for m in mean],
             "std": [round(float(s), 6) for s in std],
             "counts": {s: sum(r["split"] == s for r in new_rows) for s in ("train", "val", "test")},
             "classes_per_split": {s: sorted(fold[s]) for s in ("train", "val", "test")}}
