@@ -204,7 +204,7 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def format_section(result: dict[str, Any], load: tuple[float, float], wall: float) -> str:
+def format_section(result: dict[str, Any], load: tuple[float, float] | None, wall: float | None) -> str:
     k = len(result["folds"])
     test_people = "; ".join(", ".join(f["test"]) for f in result["folds"])
     fisher = result["methods"].get("Fisherfaces", {}).get("test")
@@ -231,9 +231,11 @@ def format_section(result: dict[str, Any], load: tuple[float, float], wall: floa
         "trained or validated on). `val` columns: the same on the validation people, which is what recipes may be "
         "chosen by." + verdict, "",
         format_table(result), "",
-        f"Wall-clock seconds of the parts: {', '.join(f'{k} {v:.0f} s' for k, v in result['seconds'].items())}; "
-        f"whole command {wall / 60:.1f} min. Load average (1 min) at the start / end: {load[0]:.1f} / {load[1]:.1f} "
-        "on 2 cores: other helpers' jobs shared the machine, so the times are upper bounds; the accuracies do not "
+        f"Wall-clock seconds of the parts: {', '.join(f'{k} {v:.0f} s' for k, v in result['seconds'].items())}"
+        + (f"; whole command {wall / 60:.1f} min. Load average (1 min) at the start / end: {load[0]:.1f} / "
+           f"{load[1]:.1f} on 2 cores" if load and wall else
+           " (rendered with --from-json from that run's results, which do not record its load)")
+        + ": other helpers' jobs shared the machine, so the times are upper bounds; the accuracies do not "
         "depend on it.",
     ])
 
@@ -267,7 +269,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=DEFAULT_PATH, help="benchmarks markdown file")
     parser.add_argument("--section", default="face_folds", help="section key in the benchmarks file")
     parser.add_argument("--json", type=Path, default=Path("reports/faces/folds.json"))
+    parser.add_argument("--from-json", type=Path, metavar="JSON",
+                        help="render the section from a run's saved results (its --json) instead of measuring")
     args = parser.parse_args(argv)
+    command = " ".join(["python -m cnnlab.bench.face_folds", *(sys.argv[1:] if argv is None else argv)])
+    if args.from_json:
+        result = json.loads(args.from_json.read_text())
+        section = format_section(result, result.get("load"), result.get("wall_s"))
+        write_section(args.section, section, command=command, path=args.output)
+        write_comparison_section(result, Path(compose().face.paths.comparison) / "comparison.md")
+        print(section)
+        return 0
     torch.set_num_threads(args.threads)
     start, load0 = time.perf_counter(), os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="face_folds_") as tmp:
@@ -275,11 +287,11 @@ def main(argv: list[str] | None = None) -> int:
         aligned = aligned_people(work)
         dlib = None if args.no_dlib else pretrained_dlib_checkpoint(work / "dlib.ckpt")
         result = run_folds(aligned, work, args.folds, args.recipe, args.seeds, args.flip, dlib)
-    section = format_section(result, (load0, os.getloadavg()[0]), time.perf_counter() - start)
+    result |= {"load": [load0, os.getloadavg()[0]], "wall_s": time.perf_counter() - start}
+    section = format_section(result, result["load"], result["wall_s"])
     print(section)
     write_json(args.json, result)
     write_comparison_section(result, Path(compose().face.paths.comparison) / "comparison.md")
-    command = " ".join(["python -m cnnlab.bench.face_folds", *(sys.argv[1:] if argv is None else argv)])
     write_section(args.section, section, command=command, path=args.output)
     return 0
 
