@@ -127,3 +127,14 @@ def test_levers_are_chosen_on_validation_people(tmp_path):
     section, chosen = collect(tmp_path)
     assert chosen == "miner: batch hard" and "| miner: batch hard **(chosen)** |" in section
     assert "| -0.100 |" in section
+
+
+def test_validation_best_uses_validation_people_and_prefers_the_untrained_on_ties():
+    from cnnlab.face.compare import validation_best
+
+    val = {"rank1": 1.0, "eer": 0.0, "tar_at_far_1pct": 1.0}
+    assert validation_best({"ft": (val, "finetune"), "asis": (val, "pretrained")}) == "asis"
+    worse = {"rank1": 0.9, "eer": 0.05, "tar_at_far_1pct": 0.8}
+    assert validation_best({"asis": (worse, "pretrained"), "scratch": (val, "scratch")}) == "scratch"
+    with pytest.raises(ValueError, match="no validation metrics"):
+        validation_best({"x": ({}, "scratch")})

@@ -98,7 +98,8 @@ def compare(reports: Sequence[str | Path], kinds: Sequence[str], alignment: str 
     best = validation_best(candidates)
     return {"split": first["split"], "rows": rows, "alignment": align,
             "default": {"validation_best": best, "configured": default,
-                        "configured_is_best": default == best if default else None}}
+                        # None: no default given, or it was not among the compared encoders
+                        "configured_is_best": default == best if default in candidates else None}}
 
 
 def _fmt(v: Any, spec: str) -> str:
@@ -132,6 +133,7 @@ def render(result: dict[str, Any]) -> str:
                       f"FAR 1 %; ties go to the encoder that needs no training): `{choice['validation_best']}`. "
                       f"Configured default (`conf/config.yaml` `encoder`, used by the face stages and "
                       f"`cnnlab face`): `{choice['configured']}`"
+                      + (" (not compared in this run)" if choice["configured_is_best"] is None else "")
                       + ("" if choice["configured_is_best"] in (None, True) else
                          " — **not the validation-best one**: set `encoder: "
                          f"{choice['validation_best']}` in conf/config.yaml") + "."]
