@@ -1,8 +1,9 @@
 """The face pipeline's stages end to end on the embedded ORL faces, with tiny settings.
 
 prepare (identity split) → align_faces → train_encoder → encode_faces (val, test) → calibrate →
-evaluate_faces for the from-scratch encoder; import_dlib → train_encoder (dlib fine-tuned, head)
-→ encode_faces → evaluate_faces for the transfer encoder; compare_faces over both. Each stage runs
+evaluate_faces for the from-scratch encoder; import_dlib → encode_faces → calibrate →
+evaluate_faces for dlib's network as is; train_encoder (dlib fine-tuned, head) → encode_faces →
+evaluate_faces for the transfer encoder; compare_faces over the three (and its validation-best choice). Each stage runs
 through its real Hydra entry point, writing into a temporary folder and a private MLflow
 store. The stages run in this process (torch, Lightning and MLflow are imported once: six
 interpreters would spend most of a minute on imports alone); the slow test runs the same chain
