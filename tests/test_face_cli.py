@@ -142,7 +142,7 @@ def test_missing_inputs_say_what_makes_them(setup, enrolled, tmp_path, capsys, m
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CNNLAB_CONF", str(REPO / "conf"))
     code, _, err = _cli(capsys, "identify", str(setup["gallery"] / "ada/0.pgm"))
-    assert code == 1 and "encodings not found: data/encodings/course39/orl_faces_ids-test.npz" in err
+    assert code == 1 and "encodings not found: data/encodings/dlib_resnet/orl_faces_ids-test.npz" in err
     assert "encode_faces stage" in err
     code, _, err = _cli(capsys, "identify", str(tmp_path / "nope.png"), "--gallery", str(enrolled))
     assert code == 1 and "image not found" in err and "nope.png" in err
@@ -151,7 +151,8 @@ def test_missing_inputs_say_what_makes_them(setup, enrolled, tmp_path, capsys, m
     code, _, err = _cli(capsys, "verify", str(broken), str(setup["gallery"] / "ada/0.pgm"), "--gallery", str(enrolled))
     assert code == 1 and "broken.png: cannot read image" in err
     code, _, err = _cli(capsys, "enroll", "--no-align", str(setup["gallery"]), "--out", str(tmp_path / "x.npz"))
-    assert code == 1 and "models/faces/" in err and "train_encoder stage" in err
+    assert code == 1 and "models/faces/dlib_resnet/best.ckpt" in err and "import_dlib stage" in err
+    assert not (tmp_path / "x.npz").exists()
 
 
 def test_thresholds_and_encoders_must_match(setup, enrolled, tmp_path, capsys):
@@ -189,3 +190,48 @@ def test_verify_needs_no_gallery_given_encoder_and_tau(setup, capsys, tmp_path, 
     code, _, err = _cli(capsys, "verify", str(g / "cy/0.pgm"), str(g / "cy/0.pgm"), "--encoder", str(setup["ckpt"]),
                         "--tau", "0.5")
     assert code == 1 and "no face found in" in err and "cy/0.pgm" in err
+
+
+def test_enroll_with_a_non_default_encoder_then_identify_without_extra_flags(setup, tmp_path, capsys, monkeypatch):
+    """`enroll --encoder` with another encoder than the default writes under that encoder's folder
+    and takes that encoder's τ, so `identify` then needs no --tau (nor --encoder)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CNNLAB_CONF", str(REPO / "conf"))
+    run_dir = tmp_path / "models" / "faces" / "course39-ids"      # where train_encoder puts course39
+    run_dir.mkdir(parents=True)
+    ckpt = _encoder(run_dir / "best.ckpt")
+    home = tmp_path / "data" / "encodings" / "course39"          # where the face stages put course39's files
+    val = save_encodings(home / "orl_faces_ids-val.npz", encode_with_checkpoint(
+        ckpt, _people(tmp_path / "val", {f"v{i}": 10 + i for i in range(4)}, shots=5)))
+    record = calibrate(load_encodings(val), target_far=0.05)
+    save_threshold(val, record)
+    code, out, err = _cli(capsys, "enroll", "--no-align", str(setup["gallery"]), "--encoder",
+                          "models/faces/course39-ids/best.ckpt")
+    assert code == 0, err
+    npz = Path("data/encodings/course39/gallery.npz")
+    assert f"into {npz}" in out and npz.is_file()
+    assert "encoder course39 (not the default dlib_resnet): models/faces/course39-ids/best.ckpt" in out
+    assert json.loads(threshold_path(npz).read_text())["tau"] == record["tau"]
+    assert not Path("data/encodings/dlib_resnet").exists()
+    probe = tmp_path / "cy_new.pgm"
+    Image.fromarray(_face(3, 9), "L").save(probe)
+    code, out, err = _cli(capsys, "identify", str(probe), "--gallery", str(npz))
+    assert code == 0, err
+    assert f"threshold {record['tau']:.4f}" in out and out.strip().splitlines()[1].split()[1] == "cy"
+
+
+def test_enroll_skips_the_drawings_of_detect(setup, tmp_path, capsys):
+    """A `cnnlab face detect` drawing moved into a gallery is not enrolled as a photo."""
+    import shutil
+
+    from cnnlab.face.detect import draw_boxes, is_drawing, save_drawing
+
+    gallery = tmp_path / "g"
+    shutil.copytree(setup["gallery"], gallery)
+    drawing = gallery / "ada" / "boxes.png"                       # any name: the file's tag counts
+    save_drawing(draw_boxes(np.asarray(Image.open(gallery / "ada" / "0.pgm")), []), drawing)
+    assert is_drawing(drawing) and not is_drawing(gallery / "ada" / "2.png")
+    code, out, err = _cli(capsys, "enroll", "--no-align", str(gallery), "--encoder", str(setup["ckpt"]), "--out",
+                          str(tmp_path / "o.npz"))
+    assert code == 0, err
+    assert "enrolled 9 images of 3 people" in out and "ada/boxes.png" not in load_encodings(tmp_path / "o.npz").paths

@@ -108,3 +108,34 @@ def test_of_several_faces_the_largest_is_identified(enrolled, capsys, tmp_path):
     small.save(tmp_path / "s1.png")
     code, out, _ = _cli(capsys, "identify", str(tmp_path / "s1.png"), "--gallery", str(enrolled), "--tau", str(TAU))
     assert out.strip().endswith("→ s1"), out              # the smaller face alone is s1: the choice mattered
+
+
+def test_detect_never_writes_into_the_gallery_and_enroll_skips_its_drawings(setup, capsys, tmp_path, monkeypatch):
+    """detect, then enroll the same folder: the drawing is neither beside the photo by default nor
+    enrolled when a user writes it there; it shows the box and the 5 landmarks."""
+    gallery = tmp_path / "gallery"
+    shutil.copytree(setup["gallery"], gallery)
+    photo = gallery / "s2" / "1.pgm"
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = _cli(capsys, "detect", str(photo))
+    default = Path("reports/faces/detect/1.faces.png")
+    assert code == 0 and out.strip().endswith(f"→ {default} (boxes and the 5 landmarks drawn)"), out
+    assert default.is_file() and sorted(p.name for p in photo.parent.iterdir()) == ["1.pgm", "2.pgm", "3.pgm"]
+    landmarks = out.split("landmarks ")[1].splitlines()[0].split()
+    assert len(landmarks) == 5
+    with Image.open(default) as img:                                  # the red landmark dots are drawn
+        rgb = np.asarray(img.convert("RGB")).astype(int)
+    assert ((rgb[..., 0] > 200) & (rgb[..., 1] < 80) & (rgb[..., 2] < 80)).sum() >= 5 * 9
+    monkeypatch.chdir(photo.parent)                                   # from inside the person's folder
+    code, out, _ = _cli(capsys, "detect", str(photo.name))
+    assert code == 0 and sorted(p.name for p in photo.parent.iterdir()) == ["1.pgm", "2.pgm", "3.pgm"]
+    assert "cnnlab-detect" in out.strip().splitlines()[-1]
+    monkeypatch.chdir(tmp_path)
+    code, _, _ = _cli(capsys, "detect", str(photo), "--out", str(photo.with_name("1.faces.png")))
+    code2, _, _ = _cli(capsys, "detect", str(photo), "--out", str(photo.with_name("boxes.jpg")))
+    assert code == code2 == 0
+    code, out, err = _cli(capsys, "enroll", str(gallery), "--encoder", str(setup["ckpt"]),
+                          "--out", str(tmp_path / "g.npz"))
+    assert code == 0, err
+    assert "enrolled 9 images of 3 people" in out
+    assert not any("faces" in p or "boxes" in p for p in load_encodings(tmp_path / "g.npz").paths)

@@ -309,12 +309,15 @@ def _cnnlab(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_cli_detect_writes_the_image_with_boxes(tmp_path):
-    src = tmp_path / "two.png"
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "work").mkdir()
+    src = tmp_path / "photos" / "two.png"
     Image.fromarray(_two_faces()).save(src)
-    res = _cnnlab("face", "detect", str(src), cwd=tmp_path)
+    res = _cnnlab("face", "detect", str(src), cwd=tmp_path / "work")
     assert res.returncode == 0, res.stderr
-    out = tmp_path / "two.faces.png"
-    assert out.is_file() and f"→ {out}" in res.stdout
+    out = tmp_path / "work" / "reports" / "faces" / "detect" / "two.faces.png"   # never beside the photo
+    assert out.is_file() and "→ reports/faces/detect/two.faces.png" in res.stdout
+    assert [p.name for p in (tmp_path / "photos").iterdir()] == ["two.png"]
     assert "2 faces" in res.stdout and res.stdout.count("score") == 2
     faces = detect_faces(src)
     assert f"x0 {faces[0].x0:<5} y0 {faces[0].y0:<5}" in res.stdout           # largest first
@@ -322,7 +325,7 @@ def test_cli_detect_writes_the_image_with_boxes(tmp_path):
         assert drawn.size == (640, 400)
         px = np.asarray(drawn.convert("RGB"))
     assert ((px[:, :, 1] == 255) & (px[:, :, 0] == 0)).sum() > 500
-    assert not list(tmp_path.glob(".*.tmp"))                                    # atomic: no leftovers
+    assert not list(out.parent.glob(".*.tmp"))                                  # atomic: no leftovers
 
 
 def test_cli_detect_out_and_options_in_process(tmp_path, capsys):

@@ -73,21 +73,38 @@ def test_batch_hard_agrees_with_brute_force_and_skips_lonely_anchors():
         assert dist[ai, ni] == min(dist[ai, j] for j in neg)
 
 
-def _semi_hard_case(margin):
+def _semi_hard_case(margin, fallback="farthest"):
     emb = torch.tensor([[0.0], [2.0], [1.0], [2.5], [3.0], [5.0]])   # A, P, then negatives
     labels = torch.tensor([0, 0, 1, 1, 1, 1])
-    a, p, n = batch_semi_hard(pairwise_sq_dists(emb), labels, margin)
+    a, p, n = batch_semi_hard(pairwise_sq_dists(emb), labels, margin, fallback)
     return {(ai, pi): ni for ai, pi, ni in zip(a.tolist(), p.tolist(), n.tolist())}
 
 
-def test_semi_hard_takes_the_nearest_negative_beyond_the_positive_within_the_margin():
-    # d(A,P) = 4; negatives at d = 1 (harder than P), 6.25 and 9 (in (4, 14)), 25 (outside).
+def test_semi_hard_takes_the_nearest_negative_beyond_the_positive():
+    # d(A,P) = 4; negatives at d = 1 (harder than P), 6.25 and 9 (in (4, 4 + α)), 25.
     assert _semi_hard_case(margin=10.0)[(0, 1)] == 3
+    # α = 1: no negative violates the margin; the nearest beyond the positive is still chosen
+    # (zero loss), as TF Addons' triplet_semihard_loss does, never the hard one at d = 1.
+    assert _semi_hard_case(margin=1.0)[(0, 1)] == 3
 
 
-def test_semi_hard_falls_back_to_the_hardest_negative():
-    # Band (4, 5) is empty: the nearest negative (d = 1) is used.
-    assert _semi_hard_case(margin=1.0)[(0, 1)] == 2
+def test_without_a_semi_hard_negative_the_chosen_one_is_not_the_hardest():
+    # P is far (d(A,P) = 36); every negative is nearer: no semi-hard negative exists for (A, P).
+    emb = torch.tensor([[0.0], [6.0], [1.0], [2.5], [4.0]])
+    labels = torch.tensor([0, 0, 1, 1, 1])
+    dist = pairwise_sq_dists(emb)
+    hardest = batch_hard(dist, labels)[2][0].item()
+    assert hardest == 2
+    a, p, n = batch_semi_hard(dist, labels, margin=0.2)                 # TF Addons: the farthest negative
+    chosen = dict(zip(zip(a.tolist(), p.tolist()), n.tolist()))[(0, 1)]
+    assert chosen == 4 != hardest
+    loss = triplet_loss(emb[[0]], emb[[1]], emb[[chosen]], 0.2, "none")
+    assert loss.item() == pytest.approx(36 - 16 + 0.2)              # smaller than with the hardest: 36 - 1 + 0.2
+    a, p, n = batch_semi_hard(dist, labels, margin=0.2, fallback="skip")
+    assert (0, 1) not in set(zip(a.tolist(), p.tolist()))
+    assert set(a.tolist()) == {2, 3, 4}                                 # person 1's pairs all have one beyond
+    skip = TripletLoss(0.2, "semi_hard_skip").mine(emb, labels)
+    assert len(skip[0]) == len(a) < len(TripletLoss(0.2, "semi_hard").mine(emb, labels)[0]) == 2 + 3 * 2
 
 
 def test_semi_hard_uses_every_anchor_positive_pair_and_obeys_its_rules():
@@ -98,18 +115,24 @@ def test_semi_hard_uses_every_anchor_positive_pair_and_obeys_its_rules():
     margin = 0.5
     a, p, n = batch_semi_hard(dist, labels, margin)
     assert len(a) == 4 * 3 * 2   # ordered anchor-positive pairs
+    fell_back = 0
     for ai, pi, ni in zip(a.tolist(), p.tolist(), n.tolist()):
         d_ap, negs = dist[ai, pi], [j for j in range(12) if labels[j] != labels[ai]]
-        band = [j for j in negs if d_ap < dist[ai, j] < d_ap + margin]
-        expected = min(band, key=lambda j: dist[ai, j]) if band else min(negs, key=lambda j: dist[ai, j])
+        beyond = [j for j in negs if dist[ai, j] > d_ap]
+        fell_back += not beyond
+        expected = min(beyond, key=lambda j: dist[ai, j]) if beyond else max(negs, key=lambda j: dist[ai, j])
         assert ni == expected
+    skipped = batch_semi_hard(dist, labels, margin, fallback="skip")
+    assert len(skipped[0]) == len(a) - fell_back
+    with pytest.raises(ValueError, match="fallback"):
+        batch_semi_hard(dist, labels, margin, fallback="hardest")
 
 
 def test_triplet_loss_module_equals_loss_on_mined_triplets():
     g = torch.Generator().manual_seed(3)
     emb = F.normalize(torch.randn(12, 8, generator=g), dim=1).requires_grad_()
     labels = torch.arange(3).repeat_interleave(4)
-    for miner in ("hard", "semi_hard"):
+    for miner in ("hard", "semi_hard", "semi_hard_skip"):
         crit = TripletLoss(0.2, miner)
         a, p, n = crit.mine(emb, labels)
         expected = sum(_loop_loss(emb[a].detach(), emb[p].detach(), emb[n].detach(), 0.2)) / len(a)

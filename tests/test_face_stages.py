@@ -1,8 +1,9 @@
 """The face pipeline's stages end to end on the embedded ORL faces, with tiny settings.
 
 prepare (identity split) → align_faces → train_encoder → encode_faces (val, test) → calibrate →
-evaluate_faces for the from-scratch encoder; import_dlib → train_encoder (dlib fine-tuned, head)
-→ encode_faces → evaluate_faces for the transfer encoder; compare_faces over both. Each stage runs
+evaluate_faces for the from-scratch encoder; import_dlib → encode_faces → calibrate →
+evaluate_faces for dlib's network as is; train_encoder (dlib fine-tuned, head) → encode_faces →
+evaluate_faces for the transfer encoder; compare_faces over the three (and its validation-best choice). Each stage runs
 through its real Hydra entry point, writing into a temporary folder and a private MLflow
 store. The stages run in this process (torch, Lightning and MLflow are imported once: six
 interpreters would spend most of a minute on imports alone); the slow test runs the same chain
@@ -46,6 +47,15 @@ def overrides(tmp: Path, encoder: str = "course39") -> list[str]:
             "face.evaluate.baselines=false"]
 
 
+def dlib_overrides(tmp: Path) -> list[str]:
+    """dlib's network as is (imported, not trained), its encodings and report under ``tmp``."""
+    common = [a for a in overrides(tmp) if a.startswith(("face.paths.source", "face.paths.prepared",
+                                                         "face.paths.identity_split", "face.paths.comparison",
+                                                         "face.evaluate", "threads", "num_workers"))]
+    return [*common, "encoder=dlib_resnet", f"face.paths.run={tmp}/models/dlib", f"face.paths.encodings={tmp}/enc-dlib",
+            f"face.paths.reports={tmp}/reports/dlib_resnet", "face.evaluate.baselines=false"]
+
+
 def run_stage(name: str, *args: str) -> None:
     """``python -m cnnlab.stages.<name> ARGS``, in this process."""
     from hydra.core.global_hydra import GlobalHydra
@@ -78,14 +88,21 @@ def pipeline(tmp_path_factory) -> Path:
             run_stage("encode_faces", *ov, f"gallery.root={tmp}/aligned/orl_faces_ids/{split}")
         run_stage("calibrate", *ov)
         run_stage("evaluate_faces", *ov)
-        run_stage("import_dlib", *ov, "encoder=dlib_resnet", f"face.paths.run={tmp}/models/dlib")
+        dlib = dlib_overrides(tmp)
+        run_stage("import_dlib", *dlib)
+        for split in ("val", "test"):
+            run_stage("encode_faces", *dlib, f"gallery.root={tmp}/aligned/orl_faces_ids/{split}")
+        run_stage("calibrate", *dlib)
+        run_stage("evaluate_faces", *dlib)
         ft = overrides(tmp, "dlibft")
         run_stage("train_encoder", *ft)
         for split in ("val", "test"):
             run_stage("encode_faces", *ft, f"gallery.root={tmp}/aligned/orl_faces_ids/{split}")
         run_stage("evaluate_faces", *ft)
-        run_stage("compare_faces", *ov, "~face.compare.encoders",
-                  "+face.compare.encoders={course39:scratch,dlibft:finetune}", "face.compare.only=null")
+        # with the configured default encoder, as the pipeline's compare_faces runs
+        run_stage("compare_faces", *[a for a in ov if not a.startswith("encoder=")], "~face.compare.encoders",
+                  "+face.compare.encoders={course39:scratch,dlib_resnet:pretrained,dlibft:finetune}",
+                  "face.compare.only=null")
     finally:
         os.chdir(saved_cwd)
         os.environ.clear()
@@ -177,7 +194,7 @@ def test_every_stage_is_an_mlflow_run(pipeline):
     client = MlflowClient(tracking_uri=f"sqlite:///{pipeline / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("cnnlab").experiment_id])
     stages = sorted(r.data.tags["stage"] for r in runs)
-    assert stages == ["align_faces", "calibrate", "compare_faces", *["encode_faces"] * 4, *["evaluate_faces"] * 2,
+    assert stages == ["align_faces", *["calibrate"] * 2, "compare_faces", *["encode_faces"] * 6, *["evaluate_faces"] * 3,
                       "import_dlib", "prepare", "train_encoder", "train_encoder"]
     by = {r.data.tags["stage"]: r for r in sorted(runs, key=lambda r: r.info.start_time, reverse=True)}
     by["train_encoder"] = next(r for r in runs if r.data.tags["stage"] == "train_encoder"
@@ -261,9 +278,29 @@ def test_comparison_table_has_baselines_and_both_encoders(pipeline):
     result = json.loads((pipeline / "reports/comparison.json").read_text())
     methods = [r["method"] for r in result["rows"]]
     assert set(methods[:4]) == {"raw pixels", "Eigenfaces (PCA)", "Fisherfaces (PCA+LDA)", "LBP histograms"}
-    assert methods[4:] == ["course39", "dlib_resnet_ft_head"]  # names of the encoders, not of their folders
+    assert methods[4:] == ["course39", "dlib_resnet", "dlib_resnet_ft_head"]  # encoders' names, not their folders
     dlib = result["rows"][-1]
     assert dlib["group"] == "dlib imported + fine-tuned" and dlib["rank1"] >= 0.9 and dlib["eer"] <= 0.1
     assert all(r["ms_per_face"] > 0 for r in result["rows"])
     table = (pipeline / "reports/comparison.md").read_text()
-    assert table.count("\n| ") == 7 and "detection" in table
+    assert table.count("\n| ") == 8 and "detection" in table
+
+
+def test_the_default_encoder_is_the_validation_best_one(pipeline, monkeypatch):
+    """compare_faces measures every encoder on the validation people; the one it finds best is the
+    configured default that `cnnlab face` and the face stages read (conf/config.yaml's `encoder`)."""
+    from cnnlab.face.cli import config_defaults
+
+    result = json.loads((pipeline / "reports/comparison.json").read_text())
+    encoders = {r["key"]: r for r in result["rows"] if r["group"] != "hand-engineered"}
+    best = result["default"]["validation_best"]
+    assert best == min(encoders, key=lambda k: (encoders[k]["val_eer"], -encoders[k]["val_rank1"]))
+    assert encoders[best]["val_eer"] < encoders["course39"]["val_eer"]   # chosen on validation people only
+    monkeypatch.setenv("CNNLAB_CONF", str(REPO / "conf"))
+    face = config_defaults()
+    assert face["encoder"]["name"] == best == result["default"]["configured"]
+    assert result["default"]["configured_is_best"] is True
+    assert face["paths"]["encoder"] == f"models/faces/{best}/best.ckpt"
+    assert face["paths"]["gallery"].startswith(f"data/encodings/{best}/")
+    assert f"Configured default (`conf/config.yaml` `encoder`, used by the face stages and `cnnlab face`): `{best}`." \
+        in (pipeline / "reports/comparison.md").read_text()

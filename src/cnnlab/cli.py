@@ -79,9 +79,10 @@ def _add_face(subparsers: argparse._SubParsersAction) -> None:
     e = actions.add_parser("enroll", help="encode a folder of people (DIR/<person>/<images>) into a gallery")
     e.add_argument("dir", help="gallery folder: one sub-folder per person, greyscale or RGB images")
     e.add_argument("--encoder", metavar="CKPT", help="face encoder (default: face.paths.encoder)")
-    e.add_argument("--out", metavar="NPZ", help="encodings file (default: data/encodings/<DIR name>.npz)")
+    e.add_argument("--out", metavar="NPZ",
+                   help="encodings file (default: data/encodings/<encoder>/<DIR name>.npz)")
     e.add_argument("--threshold", metavar="JSON", help="calibrated threshold record to store beside the gallery "
-                   "(default: the calibrate stage's, when it was made with this encoder)")
+                   "(default: the calibrate stage's for this encoder, data/encodings/<encoder>/*-val.threshold.json)")
     e.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
     e.add_argument("--no-align", action="store_true", help="take the images as given (already-cropped faces); "
                    "default: detect the largest face of each and align it (face.align; the gallery records how)")
@@ -92,16 +93,17 @@ def _add_face(subparsers: argparse._SubParsersAction) -> None:
     i = actions.add_parser("identify", help="the enrolled people nearest to a face image")
     i.add_argument("image")
     i.add_argument("-k", type=int, default=5, help="how many people to list")
-    i.add_argument("--index", choices=("exact", "hnsw", "ivf"), default="exact", help="search index")
+    i.add_argument("--index", choices=("exact", "hnsw", "ivf", "ivfpq", "ivfsq"), default="exact",
+                   help="search index (cnnlab.face.search)")
     _add_face_sources(i)
     d = actions.add_parser("detect", help="find the faces in an image; write a copy with the boxes drawn",
-                           description="Print each face's box (x0 y0 x1 y1 pixels, right/bottom exclusive) and "
-                                       "the detector's score, largest first, and write the image with the boxes "
-                                       "drawn (small images are enlarged so that the labels stay readable). Exit "
-                                       "status 1 with 'no face found' when there is none.")
+                           description="Print each face's box (x0 y0 x1 y1 pixels, right/bottom exclusive), "
+                                       "the detector's score and the 5 landmarks, largest first, and write the image "
+                                       "with boxes and landmarks drawn (small images are enlarged so that the labels "
+                                       "stay readable). Exit status 1 with 'no face found' when there is none.")
     d.add_argument("image")
-    d.add_argument("--out", metavar="IMG", help="annotated image (default: <image stem>.faces.png beside the image; "
-                   "the format follows the suffix)")
+    d.add_argument("--out", metavar="IMG", help="annotated image (default: reports/faces/detect/<image stem>.faces.png "
+                   "under the working directory, never in the image's folder; the format follows the suffix)")
     d.add_argument("--detector", choices=("hog", "haar"), default="hog",
                    help="dlib's HOG detector (default) or OpenCV's Haar cascade (needs opencv-python<5)")
     d.add_argument("--upsample", type=int, metavar="N", help="double the image N times first to find smaller faces "

@@ -1,16 +1,16 @@
-# Ensembles × multi-crop for the face encoder (issue 7): the default encoder (conf/config.yaml's
-# `encoder` choice) trained with each of config["face_seeds"] on the training people of the identity
+# Ensembles × multi-crop for the face encoder (issue 7): the from-scratch encoder (course39)
+# trained with each of config["face_seeds"] on the training people of the identity
 # split, scored on its test people. Seed 0 is the encoder every other face rule uses; seed k > 0 is
 # trained by train_encoder_seed into models/faces/<encoder>-<train_on>-seed<k>/, as
 # cnnlab.evaluate.face_benchmark.encoder_checkpoints names it.
 from types import SimpleNamespace as _NS
 
-with open("conf/config.yaml") as _fh:
-    BENCH_ENCODER = next(d["encoder"] for d in _yaml.safe_load(_fh)["defaults"]
-                         if isinstance(d, dict) and "encoder" in d)
-if BENCH_ENCODER not in TRAINED:
-    raise ValueError(f"benchmark_faces ensembles encoders trained with several seeds; the default encoder "
-                     f"{BENCH_ENCODER!r} is not trained by train_encoder")
+# The default encoder (conf/config.yaml) is dlib's pretrained one, which no seed changes: the seeds
+# are the first from-scratch encoder's of face.compare.encoders.
+BENCH_ENCODER = next((n for n, kind in ALL_ENCODERS.items() if kind == "scratch"), None)
+if BENCH_ENCODER is None:
+    raise ValueError("benchmark_faces ensembles encoders trained with several seeds; face.compare.encoders "
+                     "of conf/face/default.yaml lists no scratch encoder")
 FACE_SEEDS = "[" + ",".join(str(s) for s in config["face_seeds"]) + "]"
 
 

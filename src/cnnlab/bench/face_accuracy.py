@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     if not report.is_file():
         parser.error(f"{report} not found: run the default pipeline (compare_faces) first")
     comparison = json.loads(report.read_text())
-    course39 = Path(cfg.face.paths.encoder)
+    course39 = Path(compose("encoder=course39").face.paths.encoder)     # the default encoder is dlib's
     if not course39.is_file():
         parser.error(f"{course39} not found: run the default pipeline (train_encoder) first")
     with tempfile.TemporaryDirectory(prefix="face_accuracy_") as work:

@@ -30,6 +30,18 @@ def machine_description() -> str:
             f"torch {torch.__version__}")
 
 
+def command_line(argv: list[str] | None = None) -> str:
+    """This process's command as a user would type it: a benchmark run as a file
+    (``python .../src/cnnlab/bench/x.py``) is named as its module (``python -m cnnlab.bench.x``), so
+    the footer never holds a path of the machine that ran it."""
+    argv = list(sys.argv if argv is None else argv)
+    head = argv[0] if argv else ""
+    match = re.search(r"(?:^|/)(cnnlab/(?:[A-Za-z0-9_]+/)*[A-Za-z0-9_]+)\.py$", head)
+    if match:
+        argv[0] = "-m " + match.group(1).replace("/", ".")
+    return " ".join(["python"] + argv)
+
+
 def write_section(key: str, body: str, command: str | None = None, path: Path | str = DEFAULT_PATH) -> Path:
     """Replace (or append) the section ``key`` in the benchmarks file, atomically.
 
@@ -40,7 +52,7 @@ def write_section(key: str, body: str, command: str | None = None, path: Path | 
         path: the markdown file.
     """
     path = Path(path)
-    command = command or " ".join(["python"] + sys.argv)
+    command = command or command_line()
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     block = (f"<!-- bench:{key} -->\n{body.rstrip()}\n\n"
              f"*Machine:* {machine_description()}  \n*Command:* `{command}`  \n*Date:* {stamp}\n"

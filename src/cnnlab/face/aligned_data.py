@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from tqdm.auto import tqdm
 
 from ..data.images import DataError
 from ..data.prepared_split import read_prepared
@@ -69,7 +70,7 @@ def align_prepared(source: str | Path, out: str | Path, detector: str = "hog", u
     t_detect = t_align = 0.0
     sums, sq, npix = np.zeros(3), np.zeros(3), 0
     try:
-        for row in rows:
+        for row in tqdm(rows, desc=f"align {source.name}", unit="face", mininterval=1.0):
             path = source / row["path"]
             try:
                 img, _ = as_array(path)

@@ -1,7 +1,9 @@
 """``cnnlab face enroll | verify | identify | detect``: the face system on precomputed encodings.
 
 ``detect`` finds the faces of one image (dlib HOG or OpenCV Haar, :mod:`.detect`), prints their
-boxes and scores and writes a copy of the image with the boxes drawn.
+boxes, scores and 5 landmarks and writes a copy of the image with them drawn, by default under
+``reports/faces/detect/`` (never into the image's folder; the copy is tagged so that ``enroll``
+skips it even when it is moved into a gallery).
 
 The encoder runs only on the new images (the folder being enrolled, or the probes); enrolled
 people are their stored encodings. Images are faces in photos: ``enroll`` detects the largest face
@@ -11,9 +13,11 @@ probe without a face is "no face found": ``identify`` answers "not recognised" (
 ``verify`` fails (exit 1). Of several faces, the largest is used.
 
 Defaults point at the default pipeline's outputs, read from the composed config
-``conf/config.yaml`` (``$CNNLAB_CONF`` if set; the default ``encoder`` group): the encoder
-``face.paths.encoder``, the gallery ``face.paths.gallery`` and the threshold calibrated on
-``face.calibrate.encodings``.
+``conf/config.yaml`` (``$CNNLAB_CONF`` if set; the default ``encoder`` group, the encoder best on
+the validation people): the encoder ``face.paths.encoder``, the gallery ``face.paths.gallery`` and
+the threshold calibrated on ``face.calibrate.encodings``. ``enroll --encoder CKPT`` with another
+encoder writes under that encoder's own folder (``data/encodings/<name>/``) and takes τ from that
+encoder's calibration there (:func:`encoder_home`).
 
 Every known failure (missing file, unreadable image, mismatched encoder, no threshold) is one
 line on stderr naming the file and what makes it, with exit status 1.
@@ -70,13 +74,23 @@ def _encoder_for(args: argparse.Namespace, enc) -> str:
     from .embedder import checkpoint_hash
 
     ckpt = args.encoder or enc.encoder_path or _default(args, "encoder", "encoder")
-    if not Path(ckpt).is_file():
-        raise FaceError(f"face encoder checkpoint not found: {ckpt} (made by the train_encoder stage; "
-                        f"or pass --encoder)")
+    _check_encoder(ckpt)
     if checkpoint_hash(ckpt) != enc.encoder_hash:
         raise FaceError(f"{ckpt} is not the encoder that made the gallery (encoder {enc.encoder_name}, "
                         f"{enc.encoder_hash[:12]}): pass that encoder with --encoder, or enroll again")
     return ckpt
+
+
+def _check_encoder(ckpt: str | Path) -> None:
+    """Raise FaceError naming the stage that makes ``ckpt`` when it does not exist."""
+    if Path(ckpt).is_file():
+        return
+    face = config_defaults()
+    configured = face.get("paths", {}).get("encoder")
+    pretrained = configured and _same_file(ckpt, configured) and face["encoder"].get("kind") == "pretrained"
+    made_by = ("the import_dlib stage: python -m cnnlab.stages.import_dlib, or make run" if pretrained
+               else "the train_encoder stage, or import_dlib for dlib's network")
+    raise FaceError(f"face encoder checkpoint not found: {ckpt} (made by {made_by}; or pass --encoder)")
 
 
 def align_config() -> tuple[dict[str, Any], str]:
@@ -132,20 +146,50 @@ def _load_gallery(args: argparse.Namespace):
     return gallery, path
 
 
-def _threshold_for(args: argparse.Namespace, encoder_hash: str) -> tuple[dict | None, Path | None]:
-    """``(record, source)``: ``--threshold``, else the configured calibration if it is this encoder's."""
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    return Path(a).resolve() == Path(b).resolve()
+
+
+def encoder_home(ckpt: str | Path) -> tuple[str, Path]:
+    """``(encoder name, its encodings folder)`` of a checkpoint.
+
+    The configured encoder (``face.encoder``) is known by name; another checkpoint is named after
+    its run folder (``models/faces/course39-ids/best.ckpt`` → ``course39``, the ``-<train_on>``
+    suffix dropped), and its encodings live beside the configured ones,
+    ``data/encodings/<name>/``: where the face stages write that encoder's encodings and τ.
+    """
+    face = config_defaults()
+    paths = face.get("paths", {})
+    if paths.get("encoder") and _same_file(ckpt, paths["encoder"]):
+        return face["encoder"]["name"], Path(paths["encodings"])
+    name = Path(ckpt).resolve().parent.name
+    for train_on in face.get("datasets", {}):
+        name = name.removesuffix(f"-{train_on}")
+    root = Path(paths["encodings"]).parent if paths.get("encodings") else Path("data/encodings")
+    return name, root / name
+
+
+def _threshold_for(args: argparse.Namespace, encoder_hash: str, home: Path) -> tuple[dict | None, Path | None]:
+    """``(record, source)``: ``--threshold``, else a calibration of this encoder (matched by hash).
+
+    Looked for: the configured calibration file name (``face.calibrate.encodings``) in the encoder's
+    own folder ``home``, then any other calibration there (``*-val.threshold.json``).
+    """
     from .gallery import read_threshold, threshold_path
 
     if args.threshold:
         return read_threshold(args.threshold, encoder_hash), Path(args.threshold)
     calibrated = config_defaults().get("calibrate", {}).get("encodings")
-    source = threshold_path(calibrated) if calibrated else None
-    if source is None or not source.is_file():
-        return None, source
-    try:
-        return read_threshold(source, encoder_hash), source
-    except ValueError:                                  # calibrated for another encoder: not usable here
-        return None, source
+    first = home / threshold_path(calibrated).name if calibrated else None
+    candidates = [first] if first is not None else []
+    candidates += [c for c in sorted(home.glob("*-val.threshold.json")) if c != first]
+    for source in candidates:
+        if source.is_file():
+            try:
+                return read_threshold(source, encoder_hash), source
+            except ValueError:                          # calibrated for another encoder: not usable here
+                continue
+    return None, first
 
 
 def enroll(args: argparse.Namespace) -> int:
@@ -153,14 +197,19 @@ def enroll(args: argparse.Namespace) -> int:
     from .gallery import save_threshold, threshold_path
 
     ckpt = _default(args, "encoder", "encoder")
-    encodings_dir = config_defaults().get("paths", {}).get("encodings", "data/encodings")
-    out = Path(args.out or Path(encodings_dir) / f"{gallery_name(args.dir)}.npz")
+    _check_encoder(ckpt)
+    name, home = encoder_home(ckpt)
+    out = Path(args.out or home / f"{gallery_name(args.dir)}.npz")
     align, no_face = (None, "whole_image") if args.no_align else align_config()
-    enc = encode_with_checkpoint(ckpt, args.dir, batch_size=args.batch_size, align=align, no_face=no_face)
-    record, source = _threshold_for(args, enc.encoder_hash)
+    enc = encode_with_checkpoint(ckpt, args.dir, batch_size=args.batch_size, name=name, align=align,
+                                 no_face=no_face, progress=True)
+    record, source = _threshold_for(args, enc.encoder_hash, home)
     save_encodings(out, enc)
-    print(f"enrolled {len(enc)} images of {len(set(enc.labels))} people from {args.dir} into {out} "
-          f"(encoder {enc.encoder_name}, {enc.encoder_hash[:12]})")
+    default = config_defaults().get("encoder", {}).get("name")
+    which = ("the default encoder" if name == default
+             else f"not the default {default}" if default else "given with --encoder")
+    print(f"enrolled {len(enc)} images of {len(set(enc.labels))} people from {args.dir} into {out}")
+    print(f"encoder {name} ({which}): {ckpt}, sha256 {enc.encoder_hash[:12]}")
     if enc.preprocess:
         p = enc.preprocess
         print(f"faces aligned: {p['detector']} detector, 5 landmarks, {p['size']}×{p['size']} crops"
@@ -215,30 +264,47 @@ def identify(args: argparse.Namespace) -> int:
     return 0
 
 
+def detection_out(image: Path) -> Path:
+    """Where ``cnnlab face detect`` draws by default: ``reports/faces/detect/<stem>.faces.png`` under
+    the working directory, never inside the image's own folder (a gallery folder would enroll the
+    drawing as one more photo): from inside it, the system's temporary folder is used instead."""
+    from .detect import DRAWING_SUFFIX
+
+    out = Path("reports/faces/detect") / f"{image.stem}{DRAWING_SUFFIX}"
+    folder = image.resolve().parent
+    if folder == out.resolve().parent or folder in out.resolve().parents:
+        import tempfile
+
+        out = Path(tempfile.gettempdir()) / "cnnlab-detect" / out.name
+    return out
+
+
 def detect(args: argparse.Namespace) -> int:
     from ..io import atomic_path
-    from .detect import DetectorUnavailable, as_array, detect_faces, draw_boxes
+    from .align import face_landmarks
+    from .detect import DetectorUnavailable, as_array, detect_faces, draw_boxes, save_drawing
 
     image = Path(args.image)
     if not image.is_file():
         raise FaceError(f"image not found: {image}")
-    out = Path(args.out) if args.out else image.with_name(f"{image.stem}.faces.png")
+    out = Path(args.out) if args.out else detection_out(image)
     pixels, _ = as_array(image)
     try:
         faces = detect_faces(pixels, args.detector, upsample=args.upsample, min_size=args.min_size,
                              select="largest" if args.largest else "all", name=str(image))
+        marks = [face_landmarks(pixels, f) for f in faces]
     except DetectorUnavailable as err:
         raise FaceError(str(err)) from None
     except ImportError as err:
         raise FaceError(f"face detection needs dlib and OpenCV: pip install 'cnnlab[faces]' ({err})") from None
-    drawn = draw_boxes(pixels, faces)
+    drawn = draw_boxes(pixels, faces, landmarks=marks)
     with atomic_path(out) as tmp:
-        drawn.save(tmp)                         # the format follows the suffix of --out
+        save_drawing(drawn, tmp)                # the format follows the suffix of --out
     print(f"{image}: {len(faces)} face{'s' if len(faces) > 1 else ''} ({args.detector} detector), largest first")
-    for rank, f in enumerate(faces, 1):
+    for rank, (f, m) in enumerate(zip(faces, marks), 1):
         print(f"{rank:>3}. x0 {f.x0:<5} y0 {f.y0:<5} x1 {f.x1:<5} y1 {f.y1:<5} {f.width}x{f.height}  "
-              f"score {f.score:.3f}")
-    print(f"→ {out}")
+              f"score {f.score:.3f}  landmarks " + " ".join(f"({x:.0f},{y:.0f})" for x, y in m))
+    print(f"→ {out} (boxes and the 5 landmarks drawn)")
     return 0
 
 

@@ -64,7 +64,8 @@ class FaceEncoderModule(L.LightningModule):
         model_kwargs: extra builder kwargs of the backbone.
         embedding_dim: size of f(x).
         objective: ``"triplet"`` or ``"binary"`` (all pairs of the batch through a :class:`SiameseHead`).
-        miner: ``"hard"`` or ``"semi_hard"`` (triplet objective).
+        miner: ``"hard"``, ``"semi_hard"`` or ``"semi_hard_skip"`` (triplet objective; see
+            :class:`.losses.TripletLoss`).
         margin: α of the triplet loss.
         pair_head: ``"abs"`` or ``"chi2"`` (binary objective).
         identities: names of the training identities (provenance: who the encoder has seen).

@@ -119,11 +119,12 @@ def _pil(image: str | Path | np.ndarray, mode: str) -> Image.Image:
 
 @torch.inference_mode()
 def embed_images(embed_fn: EmbedFn, paths: Sequence[str | Path | np.ndarray], mode: str, size: tuple[int, int],
-                 normalization: dict[str, list[float]], batch_size: int = 64) -> np.ndarray:
+                 normalization: dict[str, list[float]], batch_size: int = 64, progress: bool = False) -> np.ndarray:
     """Embed images of any size and mode (converted and resized as the module docstring says).
 
     Args:
         paths: image files, or uint8 arrays (``H×W`` grey or ``H×W×3`` RGB, e.g. aligned crops).
+        progress: show a progress bar (on stderr) over the images.
 
     Returns:
         float32 [len(paths), D].
@@ -131,24 +132,33 @@ def embed_images(embed_fn: EmbedFn, paths: Sequence[str | Path | np.ndarray], mo
     Raises:
         DataError: an image cannot be read (the message names it).
     """
+    from tqdm.auto import tqdm
+
     tf = image_transform(size, normalization)
     out = []
-    for start in range(0, len(paths), batch_size):
-        chunk = paths[start:start + batch_size]
-        x = torch.stack([tf(v2.functional.pil_to_tensor(_pil(p, mode))) for p in chunk])
-        out.append(embed_fn(x).float().cpu().numpy())
+    with tqdm(total=len(paths), desc="encode", unit="face", disable=not progress or len(paths) <= batch_size,
+              leave=False) as bar:
+        for start in range(0, len(paths), batch_size):
+            chunk = paths[start:start + batch_size]
+            x = torch.stack([tf(v2.functional.pil_to_tensor(_pil(p, mode))) for p in chunk])
+            out.append(embed_fn(x).float().cpu().numpy())
+            bar.update(len(chunk))
     return np.concatenate(out).astype(np.float32, copy=False)
 
 
 def encode_folder(embed_fn: EmbedFn, root: str | Path, mode: str, size: tuple[int, int],
                   normalization: dict[str, list[float]], batch_size: int = 64,
-                  align: dict[str, Any] | None = None, no_face: str = "whole_image"
+                  align: dict[str, Any] | None = None, no_face: str = "whole_image", progress: bool = False
                   ) -> tuple[list[str], list[str], np.ndarray, list[str]]:
     """Embed every image of a gallery folder (one sub-folder per person).
+
+    cnnlab's own drawings (``cnnlab face detect``'s annotated copies, :func:`.detect.is_drawing`)
+    are not photos of the person and are left out.
 
     Args:
         align: the alignment recipe to apply first (:mod:`cnnlab.face.preprocess`); None: as given.
         no_face: what to do with an image without a face when aligning: ``whole_image`` or ``error``.
+        progress: progress bars over detection + alignment and encoding.
 
     Returns:
         ``(paths relative to root, person labels, float32 embeddings [N, D], paths without a face)``,
@@ -159,20 +169,25 @@ def encode_folder(embed_fn: EmbedFn, root: str | Path, mode: str, size: tuple[in
             or a file is not a readable image (each message names the path).
         NoFaceError: an image without a face under ``no_face="error"``.
     """
+    from .detect import is_drawing
     from .preprocess import prepare_images
 
     root = Path(root)
-    items = scan_image_folder(root)
+    found = scan_image_folder(root)
+    items = [(p, label) for p, label in found if not is_drawing(p)]
+    empty = sorted({label for _, label in found} - {label for _, label in items})
+    if empty:
+        raise DataError(f"{root / empty[0]}: holds only cnnlab drawings (cnnlab face detect output), no photos")
     paths = [p for p, _ in items]
-    images, missed = prepare_images(paths, align, no_face)
-    emb = embed_images(embed_fn, images, mode, size, normalization, batch_size)
+    images, missed = prepare_images(paths, align, no_face, progress=progress)
+    emb = embed_images(embed_fn, images, mode, size, normalization, batch_size, progress=progress)
     rel = [p.relative_to(root).as_posix() for p in paths]
     return rel, [label for _, label in items], emb, [Path(m).relative_to(root).as_posix() for m in missed]
 
 
 def encode_with_checkpoint(ckpt: str | Path, root: str | Path, batch_size: int = 64, name: str | None = None,
                            device: str = "cpu", align: dict[str, Any] | None = None,
-                           no_face: str = "whole_image") -> Encodings:
+                           no_face: str = "whole_image", progress: bool = False) -> Encodings:
     """Encode a gallery folder with a face-encoder checkpoint (see :func:`encode_folder`).
 
     Args:
@@ -185,6 +200,7 @@ def encode_with_checkpoint(ckpt: str | Path, root: str | Path, batch_size: int =
             written by the ``align_faces`` stage is already aligned: it is encoded as it is, and
             its own recipe is recorded.
         no_face: ``whole_image`` or ``error``, for images without a face while aligning.
+        progress: progress bars over detection + alignment and encoding.
     """
     from .preprocess import folder_recipe
 
@@ -193,7 +209,7 @@ def encode_with_checkpoint(ckpt: str | Path, root: str | Path, batch_size: int =
     embedder.to(device)
     mode, size, norm = encoder_input(hp)
     paths, labels, emb, missed = encode_folder(lambda x: embedder(x.to(device)), root, mode, size, norm, batch_size,
-                                               align=None if done else align, no_face=no_face)
+                                               align=None if done else align, no_face=no_face, progress=progress)
     return Encodings(paths, labels, emb, checkpoint_hash(ckpt), name or hp["arch"], str(ckpt),
                      preprocess=done or align, no_face=missed)
 

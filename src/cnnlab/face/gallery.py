@@ -62,7 +62,7 @@ class Gallery:
     Args:
         template: ``"all"`` (every image) or ``"mean"`` (one mean embedding per person).
         tau: default decision threshold (squared Euclidean distance).
-        index_kind: ``"exact"``, ``"hnsw"`` or ``"ivf"`` (see :mod:`cnnlab.face.search`).
+        index_kind: ``"exact"``, ``"hnsw"``, ``"ivf"``, ``"ivfpq"`` or ``"ivfsq"`` (see :mod:`cnnlab.face.search`).
         backend: ``"auto"``, ``"faiss"`` or ``"numpy"``.
         index_params: faiss tuning knobs.
     """

@@ -76,35 +76,48 @@ def batch_hard(dist: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, 
 
 
 @torch.no_grad()
-def batch_semi_hard(dist: torch.Tensor, labels: torch.Tensor, margin: float
+def batch_semi_hard(dist: torch.Tensor, labels: torch.Tensor, margin: float, fallback: str = "farthest"
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """FaceNet's semi-hard mining: every anchor-positive pair, with a negative in the margin band.
+    """FaceNet's semi-hard mining: every anchor-positive pair, with a negative farther than the positive.
 
-    For the pair (a, p) the negative is the nearest one with d(a, p) < d(a, n) < d(a, p) + α:
-    farther than the positive, yet still violating the margin. When no negative lies in that band,
-    the hardest negative (the nearest one overall) is used instead.
+    For the pair (a, p) the negative is the nearest one with d(a, n) > d(a, p): FaceNet's
+    semi-hard triplet, which violates the margin when d(a, n) < d(a, p) + α (and costs nothing
+    beyond it). This is TensorFlow Addons' ``triplet_semihard_loss``. A negative nearer than the
+    positive, the hard one, is never chosen while a farther one exists: FaceNet warns that those
+    collapse training early on. When every negative is nearer than the positive:
+
+    - ``fallback="farthest"``: the farthest negative (the least hard one), as TF Addons does;
+    - ``fallback="skip"``: the pair forms no triplet.
 
     Args:
         dist: pairwise distances [B, B].
         labels: identity ids [B].
-        margin: α.
+        margin: α (kept for the signature shared with the loss; the band's upper end only
+            decides whether the chosen triplet has a loss, not which negative is chosen).
+        fallback: ``"farthest"`` or ``"skip"``.
 
     Returns:
         ``(anchor, positive, negative)`` index tensors of equal length.
     """
+    if fallback not in ("farthest", "skip"):
+        raise ValueError(f"fallback must be 'farthest' or 'skip', got {fallback!r}")
     pos, neg = _masks(labels)
     pos = pos & neg.any(1, keepdim=True)
     a, p = pos.nonzero(as_tuple=True)
     d_ap = dist[a, p][:, None]
     d_an = dist[a]                                      # [T, B]
     negs = neg[a]
-    band = negs & (d_an > d_ap) & (d_an < d_ap + margin)
-    semi = d_an.masked_fill(~band, float("inf")).argmin(1)
-    hardest = d_an.masked_fill(~negs, float("inf")).argmin(1)
-    return a, p, torch.where(band.any(1), semi, hardest)
+    beyond = negs & (d_an > d_ap)
+    semi = d_an.masked_fill(~beyond, float("inf")).argmin(1)
+    found = beyond.any(1)
+    if fallback == "skip":
+        return a[found], p[found], semi[found]
+    farthest = d_an.masked_fill(~negs, float("-inf")).argmax(1)
+    return a, p, torch.where(found, semi, farthest)
 
 
-MINERS = {"hard": "batch_hard", "semi_hard": "batch_semi_hard"}
+MINERS = {"hard": "batch_hard", "semi_hard": "batch_semi_hard (fallback: farthest negative)",
+          "semi_hard_skip": "batch_semi_hard (fallback: skip the pair)"}
 
 
 class TripletLoss(nn.Module):
@@ -112,7 +125,8 @@ class TripletLoss(nn.Module):
 
     Args:
         margin: α (0.2 as in FaceNet, for L2-normalised embeddings where d ∈ [0, 4]).
-        miner: ``"hard"`` (batch hard) or ``"semi_hard"`` (FaceNet).
+        miner: ``"hard"`` (batch hard), ``"semi_hard"`` (FaceNet; TF Addons' fallback to the farthest
+            negative) or ``"semi_hard_skip"`` (FaceNet; pairs without a semi-hard negative skipped).
         reduction: ``"mean"`` or ``"sum"`` over the mined triplets.
     """
 
@@ -127,7 +141,7 @@ class TripletLoss(nn.Module):
         dist = pairwise_sq_dists(emb.detach())
         if self.miner == "hard":
             return batch_hard(dist, labels)
-        return batch_semi_hard(dist, labels, self.margin)
+        return batch_semi_hard(dist, labels, self.margin, "skip" if self.miner == "semi_hard_skip" else "farthest")
 
     def forward(self, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         a, p, n = self.mine(emb, labels)

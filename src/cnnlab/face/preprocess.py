@@ -78,14 +78,15 @@ def aligned_rgb(img: np.ndarray, face: Any, rec: Mapping[str, Any]) -> np.ndarra
     return np.repeat(crop[..., None], 3, axis=-1) if crop.ndim == 2 else crop
 
 
-def prepare_images(paths: list[str | Path], rec: Mapping[str, Any] | None, no_face: str = "error"
-                   ) -> tuple[list[Any], list[str]]:
+def prepare_images(paths: list[str | Path], rec: Mapping[str, Any] | None, no_face: str = "error",
+                   progress: bool = False) -> tuple[list[Any], list[str]]:
     """Images ready for :func:`cnnlab.face.encodings.embed_images` under a recipe.
 
     Args:
         paths: image files.
         rec: the recipe; None returns ``paths`` unchanged (decoded later, as given).
         no_face: the policy for an image without a face (module docstring).
+        progress: show a progress bar (on stderr) over the images.
 
     Returns:
         ``(images, no_face_paths)``: aligned RGB crops (or the paths when ``rec`` is None), and the
@@ -96,12 +97,15 @@ def prepare_images(paths: list[str | Path], rec: Mapping[str, Any] | None, no_fa
         FileNotFoundError: an image does not exist.
         NoFaceError: no face and ``no_face="error"`` (the message names the file).
     """
+    from tqdm.auto import tqdm
+
     from .detect import as_array
 
     if rec is None:
         return list(paths), []
     images, missed = [], []
-    for path in paths:
+    for path in tqdm(paths, desc="detect + align", unit="face", disable=not progress or len(paths) < 2,
+                     leave=False):
         img, _ = as_array(path)                 # DataError "<path>: cannot read image", FileNotFoundError
         face, found = detect_or_frame(img, rec, no_face, name=str(path))
         if not found:

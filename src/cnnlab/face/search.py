@@ -5,10 +5,12 @@ Both backends share one API (``add``, ``search``, ``ntotal``, ``backend``, ``kin
 products, descending (for L2-normalised vectors the two orders agree: ‖a − b‖² = 2 − 2 a·b).
 Missing neighbours (k larger than the index) come back as index −1, as in faiss.
 
-Index kinds: ``exact`` (faiss ``IndexFlatL2``/``IndexFlatIP``), ``hnsw`` (``IndexHNSWFlat``) and
-``ivf`` (``IndexIVFFlat``, trained on a sample of the first vectors added). The numpy backend
-answers every kind exactly: approximate indexes only buy speed, and exact answers are what they
-approximate.
+Index kinds: ``exact`` (faiss ``IndexFlatL2``/``IndexFlatIP``), ``hnsw`` (``IndexHNSWFlat``),
+``ivf`` (``IndexIVFFlat``), ``ivfpq`` (IVF with 4-bit fast-scan product quantisation, the
+candidates re-ranked by exact distances: ``IVF<n>,PQ<d/2>x4fs,RFlat``) and ``ivfsq`` (IVF with
+8-bit scalar quantisation: ``IVF<n>,SQ8``); the IVF kinds are trained on a sample of the first
+vectors added. The numpy backend answers every kind exactly: approximate indexes only buy speed,
+and exact answers are what they approximate.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-KINDS = ("exact", "hnsw", "ivf")
+KINDS = ("exact", "hnsw", "ivf", "ivfpq", "ivfsq")
+IVF_KINDS = ("ivf", "ivfpq", "ivfsq")
 METRICS = ("l2", "ip")
 
 
@@ -104,20 +107,24 @@ class FaissIndex:
         hnsw_m: HNSW graph degree M.
         ef_search: HNSW candidate-list size at query time (recall against speed).
         ef_construction: HNSW candidate-list size while building.
-        nlist: IVF cells (default 4·√n, at most n/39 so each cell gets enough training points).
+        nlist: IVF cells (default ``nlist_factor``·√n, at most n/39 so each cell gets enough
+            training points).
+        nlist_factor: see ``nlist``.
         nprobe: IVF cells visited per query (default nlist/8, at least 1).
+        k_factor: ``ivfpq``: candidates re-ranked by exact distance, per neighbour asked for.
     """
 
     backend = "faiss"
 
     def __init__(self, dim: int, kind: str = "exact", metric: str = "l2", hnsw_m: int = 32, ef_search: int = 128,
-                 ef_construction: int = 80, nlist: int | None = None, nprobe: int | None = None):
+                 ef_construction: int = 80, nlist: int | None = None, nprobe: int | None = None,
+                 nlist_factor: float = 4.0, k_factor: int = 8):
         import faiss
 
         _check(kind, metric)
         self.dim, self.kind, self.metric = dim, kind, metric
         self._faiss_metric = faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
-        self.nlist, self.nprobe = nlist, nprobe
+        self.nlist, self.nprobe, self.nlist_factor, self.k_factor = nlist, nprobe, nlist_factor, k_factor
         self.index = None
         if kind == "exact":
             self.index = faiss.IndexFlatL2(dim) if metric == "l2" else faiss.IndexFlatIP(dim)
@@ -133,16 +140,29 @@ class FaissIndex:
     def _train_ivf(self, x: np.ndarray) -> None:
         import faiss
 
-        nlist = self.nlist or max(1, min(int(4 * math.sqrt(len(x))), len(x) // 39))
-        quantizer = faiss.IndexFlatL2(self.dim) if self.metric == "l2" else faiss.IndexFlatIP(self.dim)
-        self.index = faiss.IndexIVFFlat(quantizer, self.dim, nlist, self._faiss_metric)
+        nlist = self.nlist or max(1, min(int(self.nlist_factor * math.sqrt(len(x))), len(x) // 39))
+        if self.kind == "ivf":
+            quantizer = faiss.IndexFlatL2(self.dim) if self.metric == "l2" else faiss.IndexFlatIP(self.dim)
+            self.index = faiss.IndexIVFFlat(quantizer, self.dim, nlist, self._faiss_metric)
+            self._quantizer = quantizer                 # the IVF index does not own it: keep it alive
+        else:
+            if self.kind == "ivfpq" and self.dim % 2:
+                raise ValueError(f"ivfpq needs an even dimension (PQ of d/2 sub-vectors), got {self.dim}")
+            codes = f"PQ{self.dim // 2}x4fs,RFlat" if self.kind == "ivfpq" else "SQ8"
+            self.index = faiss.index_factory(self.dim, f"IVF{nlist},{codes}", self._faiss_metric)
         # k-means on a seeded sample of 64 points per cell: the centroids barely move with more,
         # and training on all of 10⁶ vectors would take longer than adding them.
         if len(x) > 64 * nlist:
             x = x[np.sort(np.random.default_rng(0).choice(len(x), 64 * nlist, replace=False))]
         self.index.train(x)
-        self.index.nprobe = self.nprobe or max(1, nlist // 8)
-        self._quantizer = quantizer                     # the IVF index does not own it: keep it alive
+        self._set_nprobe(self.nprobe or max(1, nlist // 8))
+        if self.kind == "ivfpq":
+            self.index.k_factor = self.k_factor
+
+    def _set_nprobe(self, nprobe: int) -> None:
+        import faiss
+
+        faiss.extract_index_ivf(self.index).nprobe = nprobe
 
     def add(self, x: np.ndarray) -> None:
         x = _f32(x)
@@ -150,14 +170,19 @@ class FaissIndex:
             self._train_ivf(x)
         self.index.add(x)
 
-    def tune(self, ef_search: int | None = None, nprobe: int | None = None) -> None:
-        """Change the query-time knobs (HNSW ``efSearch``, IVF ``nprobe``) without rebuilding."""
+    def tune(self, ef_search: int | None = None, nprobe: int | None = None, k_factor: int | None = None) -> None:
+        """Change the query-time knobs (HNSW ``efSearch``, IVF ``nprobe``, IVF-PQ's re-ranking
+        ``k_factor``) without rebuilding."""
         if ef_search is not None and self.kind == "hnsw":
             self.index.hnsw.efSearch = ef_search
-        if nprobe is not None and self.kind == "ivf":
+        if nprobe is not None and self.kind in IVF_KINDS:
             self.nprobe = nprobe
             if self.index is not None:
-                self.index.nprobe = nprobe
+                self._set_nprobe(nprobe)
+        if k_factor is not None and self.kind == "ivfpq":
+            self.k_factor = k_factor
+            if self.index is not None:
+                self.index.k_factor = k_factor
 
     def search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """``(scores [nq, k] float32, indices [nq, k] int64)``, best first."""

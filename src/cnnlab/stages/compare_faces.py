@@ -33,10 +33,20 @@ def main(cfg: DictConfig) -> None:
                                 f"(run evaluate_faces with encoder=<name> first)")
     alignment = Path(f.paths.identity_split) / "alignment.json"
     with tracker("compare_faces", cfg, dataset=Path(f.paths.identity_split).name) as t:
-        result = compare(reports, list(encoders.values()), alignment if alignment.is_file() else None)
+        result = compare(reports, list(encoders.values()), alignment if alignment.is_file() else None,
+                         default=f.encoder.name)
         md, js = write_comparison(root, result)
         for r in result["rows"]:
             log.info("%-28s %-24s rank-1 %.3f  EER %.3f", r["group"], r["method"], r["rank1"], r["eer"])
+        choice = result["default"]
+        if choice["configured_is_best"] is False and f.encoder.name in encoders:
+            log.warning("the configured default encoder %s is not the best on the validation people (%s): set "
+                        "`encoder: %s` in conf/config.yaml", f.encoder.name, choice["validation_best"],
+                        choice["validation_best"])
+        else:
+            log.info("best on the validation people: %s (configured default: %s)", choice["validation_best"],
+                     f.encoder.name)
+        t.set_tags({"validation_best_encoder": choice["validation_best"]})
         t.log_results({f"{r['key']}_{k}": r[k] for r in result["rows"] for k in ("rank1", "eer")})
         t.log_artifact(md, "faces")
         t.log_artifact(js, "faces")

@@ -29,7 +29,7 @@ def main(cfg: DictConfig) -> None:
     with tracker("encode_faces", cfg, dataset=name, model=f.encoder.name, train_on=f.train_on) as t:
         align = recipe(f.align) if g.get("align", True) else None
         enc = encode_with_checkpoint(f.paths.encoder, g.root, batch_size=g.batch_size, name=f.encoder.name,
-                                     align=align, no_face=f.align.no_face)
+                                     align=align, no_face=f.align.no_face, progress=True)
         save_encodings(out, enc)
         log.info("encoded %d images of %d people from %s into %s (%s)", len(enc), len(set(enc.labels)), g.root, out,
                  f"aligned: {enc.preprocess}" if enc.preprocess else "as given")
