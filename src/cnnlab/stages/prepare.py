@@ -15,6 +15,8 @@ def run(cfg: DictConfig) -> dict:
     from ..data.prepare import SplitConfig, digits_source, folder_source, prepare_dataset
 
     d = cfg.data
+    if d.source in ("scenes", "voc"):  # detection data sets: boxes, masks, landmarks
+        return __import__("cnnlab.detect.prepare", fromlist=["_"]).prepare_detection(cfg)
     if d.source == "sklearn_digits":
         items = digits_source(d.image_size or 32)
     elif d.source == "folder":
