@@ -20,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torchvision.models.detection import FasterRCNN as TVFasterRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.ops import MultiScaleRoIAlign, batched_nms, box_iou, nms, roi_align
 
 from ..models import create_model
@@ -49,6 +50,8 @@ class FasterRCNN(DetectorModule):
         backbone: registry name; ``backbone_kwargs`` go to its builder.
         input_size: side of the square (letterboxed) input.
         anchor_sizes: RPN anchor sides in pixels; ``aspect_ratios``: their h/w ratios.
+        rpn_post_nms_top_n: proposals kept per image in training (a third of them at test time).
+        box_head_width: width of the two FC layers of the box head.
         score, iou: display score threshold and NMS IoU.
     """
 
@@ -56,19 +59,22 @@ class FasterRCNN(DetectorModule):
 
     def __init__(self, classes: list[str], backbone: str, input_size: int, backbone_kwargs: dict[str, Any] | None = None,
                  anchor_sizes: list[int] = (16, 32, 64), aspect_ratios: list[float] = (0.5, 1.0, 2.0),
-                 score: float = 0.6, iou: float = 0.5, rpn_post_nms_top_n: int = 300,
+                 score: float = 0.6, iou: float = 0.5, rpn_post_nms_top_n: int = 300, box_head_width: int = 256,
                  optim: dict[str, Any] | None = None, scheduler: dict[str, Any] | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.hparams["kind"] = self.kind
         trunk = _Trunk(create_model(backbone, num_classes=0, **(backbone_kwargs or {})), input_size)
+        # torchvision's default box head is 1024 wide (12.8 M weights on 256 channels): sized down here.
+        box_head = TwoMLPHead(trunk.out_channels * 7 * 7, box_head_width)
         anchors = AnchorGenerator(sizes=(tuple(anchor_sizes),), aspect_ratios=(tuple(aspect_ratios),))
         self.net = TVFasterRCNN(
-            trunk, num_classes=len(classes) + 1, min_size=input_size, max_size=input_size,
+            trunk, min_size=input_size, max_size=input_size,
             image_mean=list(MEAN), image_std=list(STD), rpn_anchor_generator=anchors,
             box_roi_pool=MultiScaleRoIAlign(["0"], output_size=7, sampling_ratio=2),
-            rpn_pre_nms_top_n_train=1000, rpn_pre_nms_top_n_test=600,
-            rpn_post_nms_top_n_train=rpn_post_nms_top_n, rpn_post_nms_top_n_test=rpn_post_nms_top_n,
+            box_head=box_head, box_predictor=FastRCNNPredictor(box_head_width, len(classes) + 1),
+            rpn_pre_nms_top_n_train=1000, rpn_pre_nms_top_n_test=500,
+            rpn_post_nms_top_n_train=rpn_post_nms_top_n, rpn_post_nms_top_n_test=rpn_post_nms_top_n // 3,
             box_batch_size_per_image=128, box_detections_per_img=100, box_nms_thresh=iou)
 
     def losses(self, images, targets):
