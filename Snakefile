@@ -13,6 +13,7 @@ include: "workflow/rules/select.smk"
 include: "workflow/rules/finetune.smk"
 include: "workflow/rules/faces.smk"
 include: "workflow/rules/benchmark_faces.smk"
+include: "workflow/rules/detector.smk"
 
 
 rule all:
@@ -25,3 +26,4 @@ rule all:
         rules.compare_faces.output.table,
         expand(rules.benchmark.output.metrics, dataset=config["classify"], model=config["models"]),
         rules.benchmark_faces.output.metrics,
+        expand(rules.compare_detectors.output.table, dataset=config["detection"]["datasets"]),
