@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -111,11 +113,15 @@ def test_loss_is_small_for_the_perfect_output_and_has_gradients():
     perfect = yolo_loss(_perfect_raw(y[0], ANCHORS)[None], y, ANCHORS)
     raw = torch.zeros_like(y, requires_grad=True)
     bad = yolo_loss(raw, y, ANCHORS, lambda_coord=5, lambda_noobj=0.5)
-    assert perfect["loss"] < 1e-3 < bad["loss"]
+    assert perfect["loss"] < 1e-2 < 1 < bad["loss"]
     bad["loss"].backward()
     assert raw.grad.abs().sum() > 0
     # λ weights scale their parts
     assert yolo_loss(raw.detach(), y, ANCHORS, lambda_noobj=1.0)["noobj"] == pytest.approx(2 * float(bad["noobj"].detach()))
+    v1 = yolo_loss(raw.detach(), y, ANCHORS, objectness="sse", lambda_noobj=0.5)
+    n_empty = y[..., PC].numel() - 2
+    assert float(v1["noobj"]) == pytest.approx(0.5 * 0.25 * n_empty)  # σ(0)² = 1/4 per empty slot
+    assert float(bad["noobj"]) == pytest.approx(0.5 * math.log(2) * n_empty, rel=1e-5)  # BCE at σ = 1/2
 
 
 def test_kmeans_finds_the_clusters_and_the_elbow_rises():
