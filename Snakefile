@@ -13,6 +13,7 @@ include: "workflow/rules/select.smk"
 include: "workflow/rules/finetune.smk"
 include: "workflow/rules/faces.smk"
 include: "workflow/rules/benchmark_faces.smk"
+include: "workflow/rules/detect.smk"
 include: "workflow/rules/detector.smk"
 
 
@@ -27,3 +28,6 @@ rule all:
         expand(rules.benchmark.output.metrics, dataset=config["classify"], model=config["models"]),
         rules.benchmark_faces.output.metrics,
         expand(rules.compare_detectors.output.table, dataset=config["detection"]["datasets"]),
+        expand(rules.evaluate_localiser.output.metrics, dataset=DETECT_DATASETS),
+        expand(rules.evaluate_landmarks.output.metrics, dataset=DETECT_DATASETS),
+        expand(rules.evaluate_windows.output.metrics, dataset=DETECT_DATASETS),

@@ -75,7 +75,7 @@ def _copy_prepared(trained: Path, dst: Path) -> Path:
 
 
 def test_unknown_class_at_evaluation_is_an_error_and_writes_nothing(trained, tmp_path):
-    from cnnlab.detect.evaluate import evaluate_detector
+    from cnnlab.detect.evaluate_detector import evaluate_detector
 
     data = _copy_prepared(trained, tmp_path / "data")
     ann = data / "test" / "annotations.json"
@@ -88,7 +88,7 @@ def test_unknown_class_at_evaluation_is_an_error_and_writes_nothing(trained, tmp
 
 
 def test_undecodable_image_at_evaluation_is_an_error_and_writes_nothing(trained, tmp_path):
-    from cnnlab.detect.evaluate import evaluate_detector
+    from cnnlab.detect.evaluate_detector import evaluate_detector
 
     data = _copy_prepared(trained, tmp_path / "data")
     bad = sorted((data / "test" / "images").iterdir())[-1]
@@ -101,22 +101,22 @@ def test_undecodable_image_at_evaluation_is_an_error_and_writes_nothing(trained,
 def test_cli_prints_boxes_in_original_pixels_and_writes_json_and_picture(trained, tmp_path, capsys):
     img = sorted((trained / "photos" / "JPEGImages").iterdir())[0]
     out = tmp_path / "det"
-    assert cli(["detect", str(img), "--model", str(trained / "run" / "best.ckpt"), "--score", "0", "--out", str(out)]) == 0
+    assert cli(["detect", str(img), "--model", str(trained / "run" / "best.ckpt"), "--score", "0", "--out-dir", str(out)]) == 0
     printed = capsys.readouterr().out
-    rec = json.loads((out / f"{img.stem}.json").read_text())
-    assert rec["detector"] == "yolo" and f"{len(rec['objects'])} object(s)" in printed
+    rec = json.loads((out / f"{img.stem}.boxes.json").read_text())
+    assert rec["method"] == "yolo" and f"{len(rec['objects'])} object(s)" in printed
     assert rec["objects"] and all(0 <= o["box"][0] <= o["box"][2] <= 80 and 0 <= o["box"][1] <= o["box"][3] <= 64
                                   for o in rec["objects"])
-    assert (out / f"{img.stem}.png").is_file()
+    assert (out / f"{img.stem}.boxes.png").is_file()
 
 
 def test_cli_no_objects(trained, tmp_path, capsys):
     img = tmp_path / "grey.png"
     Image.new("RGB", (50, 30), (128, 128, 128)).save(img)
-    assert cli(["detect", str(img), "--model", str(trained / "run" / "best.ckpt"), "--score", "1.01",
-                "--out", str(tmp_path / "det")]) == 0
+    assert cli(["detect", str(img), "--model", str(trained / "run" / "best.ckpt"), "--method", "yolo", "--score", "1.01",
+                "--out-dir", str(tmp_path / "det")]) == 0
     assert f"{img}: no objects" in capsys.readouterr().out
-    assert json.loads((tmp_path / "det" / "grey.json").read_text())["objects"] == []
+    assert json.loads((tmp_path / "det" / "grey.boxes.json").read_text())["objects"] == []
 
 
 @pytest.mark.parametrize("content", [b"", b"plain text, not an image"])
@@ -125,9 +125,9 @@ def test_cli_bad_image_is_a_clear_error_without_output(trained, tmp_path, capsys
     Image.new("RGB", (20, 20)).save(good)
     bad = tmp_path / "bad.png"
     bad.write_bytes(content)
-    code = cli(["detect", str(good), str(bad), "--model", str(trained / "run" / "best.ckpt"), "--out", str(tmp_path / "det")])
+    code = cli(["detect", str(good), str(bad), "--model", str(trained / "run" / "best.ckpt"), "--out-dir", str(tmp_path / "det")])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1 and str(bad) in err
+    assert code == 1 and len(err.splitlines()) == 1 and str(bad) in err
     assert ("empty file" in err) if not content else ("not an image" in err)
     assert not (tmp_path / "det").exists()
 
@@ -141,7 +141,8 @@ def test_cli_refuses_a_classifier_checkpoint(tmp_path, capsys):
     torch.save({"state_dict": clf.state_dict(), "hyper_parameters": dict(clf.hparams)}, ckpt)
     img = tmp_path / "x.png"
     Image.new("RGB", (20, 20)).save(img)
-    assert cli(["detect", str(img), "--model", str(ckpt), "--out", str(tmp_path / "det")]) == 2
-    err = capsys.readouterr().err
-    assert "not a cnnlab detector checkpoint (a classifier of 'lenet5'" in err
+    for method in ("auto", "yolo"):
+        assert cli(["detect", str(img), "--model", str(ckpt), "--method", method, "--out-dir", str(tmp_path / "det")]) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "not a cnnlab detector checkpoint (a classifier of 'lenet5'" in err
     assert not (tmp_path / "det").exists()

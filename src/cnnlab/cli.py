@@ -111,24 +111,10 @@ def _add_face(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_face)
 
 
-def _detect(args: argparse.Namespace) -> int:
-    from .detect.cli import DetectError, run
-
-    try:
-        return run(args)
-    except DetectError as err:
-        raise CLIError(str(err)) from None
-
-
 def _add_detect(subparsers: argparse._SubParsersAction) -> None:
-    from .detect.cli import add_arguments
+    from .detect.cli import add_parser
 
-    p = subparsers.add_parser(
-        "detect", help="objects in images with a trained detector (YOLO, Faster R-CNN, R-CNN mini)",
-        description="Print the boxes (original-image pixels), classes and scores of each image, and write "
-                    "<out>/<stem>.json and <out>/<stem>.png with the boxes drawn. 'no objects' when there is none.")
-    add_arguments(p)
-    p.set_defaults(handler=_detect)
+    add_parser(subparsers)
 
 
 _SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_summary, _add_face, _add_detect)

@@ -1,12 +1,13 @@
-# Detectors on the detection data sets (issue 17): train, evaluate, one comparison table.
+# Detectors on the detection data sets (issue 17): train, evaluate, one comparison table (with issue
+# 16's sliding windows, so this file is included after detect.smk).
 # The default DAG trains on a small budget (config "detection.budget"); the benchmark trains longer.
 
 import os
 
 DETECTION = config["detection"]
 
-wildcard_constraints:
-    detector="[^/]+",
+wildcard_constraints:  # only conf/detector/ names, so reports/detection/<ds>/windows/ etc. stay issue 16's
+    detector="|".join(sorted(os.path.basename(f)[:-5] for f in os.listdir("conf/detector") if f.endswith(".yaml"))),
 DETECTOR_BUDGET = (" " + DETECTION["budget"].strip()) if DETECTION["budget"].strip() else ""
 
 
@@ -61,6 +62,7 @@ rule evaluate_detector:
 
 rule compare_detectors:
     input:
+        windows=rules.evaluate_windows.output.metrics,  # issue 16's sliding windows (workflow/rules/detect.smk)
         metrics=lambda wildcards: expand(rules.evaluate_detector.output.metrics, dataset=wildcards.dataset,
                                          detector=DETECTION["detectors"]),
         code="src/cnnlab/stages/compare_detectors.py",
@@ -72,7 +74,7 @@ rule compare_detectors:
     benchmark:
         "logs/bench/compare_detectors-{dataset}.tsv"
     params:
-        dirs=lambda wildcards, input: ",".join(os.path.dirname(m) for m in input.metrics),
+        dirs=lambda wildcards, input: ",".join(os.path.dirname(m) for m in [input.windows, *input.metrics]),
     shell:
         "python -m cnnlab.stages.compare_detectors data={wildcards.dataset} "
         "'compare.inputs=[{params.dirs}]'{OVERRIDES} > {log} 2>&1"

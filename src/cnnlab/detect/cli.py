@@ -1,97 +1,99 @@
-"""``cnnlab detect IMAGE... --model CKPT``: a trained YOLO / Faster R-CNN / R-CNN-mini on photos.
+"""``cnnlab detect IMAGE... --model CKPT [--method ...]``: objects in photos, as JSON and a picture.
 
-Every image is decoded before anything is written, so a bad file leaves no partial output. For
-each image the boxes (pixels of the original image), classes and scores are printed, and
-``<out>/<stem>.json`` and ``<out>/<stem>.png`` (boxes drawn) are written atomically.
+``sliding`` runs a ``train_windows`` checkpoint's convolutional twin over the image at each of its
+window sizes, keeps windows scoring above ``--score`` and applies per-class NMS at ``--iou``.
+``yolo``, ``faster_rcnn`` and ``rcnn_mini`` run a ``train_detector`` checkpoint on the letterboxed
+image and map the boxes back to the original pixels (:mod:`.detectors_cli`). ``auto`` (the
+default) takes the family from the checkpoint. Known failures (missing, empty or unreadable
+image, a checkpoint of another kind) are one line on stderr with exit status 1, and nothing is
+written: every image is read before any output.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-
-class DetectError(Exception):
-    """A bad request or input file (one clear line, exit status 2)."""
+METHODS = ("auto", "sliding", "yolo", "faster_rcnn", "rcnn_mini")
 
 
-def read_image(path: Path):
-    """``[H, W, 3]`` uint8 RGB; :class:`DetectError` naming the file if it is missing, empty or not an image."""
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("detect", help="find objects in images (YOLO, Faster R-CNN, R-CNN mini, sliding "
+                              "windows); write JSON and a picture",
+                              description="Print each object's class, score and box (x1 y1 x2 y2 pixels), write "
+                                          "<stem>.boxes.json and <stem>.boxes.png (or --out-dir).")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--method", choices=METHODS, default="auto", help="detector family (default: the checkpoint's)")
+    p.add_argument("--model", required=True, metavar="CKPT", help="a train_detector or train_windows best.ckpt "
+                   "(e.g. models/scenes/yolo/best.ckpt, models/scenes/windows/course/best.ckpt)")
+    p.add_argument("--score", type=float, help="score threshold (default: the checkpoint's: 0.6 for YOLO as in "
+                   "the course's yolo_filter_boxes, windows.threshold for sliding windows)")
+    p.add_argument("--iou", type=float, help="per-class NMS IoU (default: the checkpoint's, 0.5)")
+    p.add_argument("--sizes", type=float, nargs="+", metavar="PX", help="window sides in pixels (default: the checkpoint's)")
+    p.add_argument("--out-dir", metavar="DIR", help="where the JSON and picture go (default: beside each image)")
+    p.set_defaults(handler=run)
+
+
+def detect_image(module, path: Path, score: float | None = None, iou: float | None = None,
+                 sizes=None) -> dict:
+    """Detections of one image file: ``{"image", "width", "height", "objects": [{class, score, box}]}``."""
     import numpy as np
-    from PIL import Image
-
-    if not path.is_file():
-        raise DetectError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise DetectError(f"{path}: empty file, not an image")
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except (OSError, SyntaxError, ValueError) as err:
-        raise DetectError(f"{path}: not an image Pillow can read ({type(err).__name__})") from None
-
-
-def detect_images(paths: list[Path], ckpt: Path, score: float | None, iou: float | None, method: str = "auto"):
-    """Detections of every image as ``[(path, image, [{"box", "class", "score"}...])]``, in original pixels."""
     import torch
-    from torchvision import tv_tensors
 
-    from .checkpoint import load_detector
-    from .transforms import Letterbox, unletterbox
+    from ..data.images import load_image
+    from .windows import conv_windows, detections, to_convolutional
 
-    images = [read_image(p) for p in paths]
-    try:
-        module = load_detector(ckpt)
-    except (FileNotFoundError, ValueError) as err:
-        raise DetectError(str(err)) from None
     hp = module.hparams
-    if method != "auto" and method != hp.kind:
-        raise DetectError(f"{ckpt}: a {hp.kind} checkpoint, not {method}")
-    score = float(hp.score) if score is None else score
-    iou = float(hp.iou) if iou is None else iou
-    box_lb = Letterbox(int(hp.input_size))
-    results = []
-    for path, arr in zip(paths, images):
-        img = tv_tensors.Image(torch.from_numpy(arr.copy()).permute(2, 0, 1))
-        dummy = {"boxes": tv_tensors.BoundingBoxes(torch.zeros(0, 4), format="XYXY", canvas_size=arr.shape[:2])}
-        x, t = box_lb(img, dummy)
-        pred = module.detect([x.float() / 255], score, iou)[0]
-        boxes = unletterbox(pred["boxes"], t["letterbox"], arr.shape[:2])
-        dets = [{"box": [round(float(v), 2) for v in b], "class": hp.classes[int(c)], "class_id": int(c),
-                 "score": round(float(s), 4)} for b, c, s in zip(boxes, pred["labels"], pred["scores"])]
-        results.append((path, arr, dets))
-    return results, module
+    arr = np.asarray(load_image(path, "RGB"))
+    mean = torch.tensor(hp.normalization["mean"]).view(-1, 1, 1)
+    std = torch.tensor(hp.normalization["std"]).view(-1, 1, 1)
+    x = (torch.from_numpy(arr.copy()).permute(2, 0, 1).float() / 255 - mean) / std
+    win = conv_windows(to_convolutional(module.model), x, sizes or hp.sizes, hp.stride)
+    d = detections(win, len(hp.classes), hp.threshold if score is None else score, hp.iou if iou is None else iou)
+    objs = [{"class": hp.classes[int(k)], "class_id": int(k), "score": round(float(s), 4),
+             "box": [round(float(v), 2) for v in b]} for b, s, k in zip(d["boxes"], d["scores"], d["labels"])]
+    return {"image": str(path), "width": arr.shape[1], "height": arr.shape[0], "objects": objs, "_array": arr}
 
 
 def run(args: argparse.Namespace) -> int:
-    """The ``cnnlab detect`` handler; returns the exit code."""
-    from ..io import atomic_path, write_json
-    from .preview import draw_objects
+    from ..data.images import DataError
+    from .detectors_cli import DetectError, detect_with_detector, detector_kind
+    from .tasks import load
 
-    results, module = detect_images([Path(p) for p in args.images], Path(args.model), args.score, args.iou, args.method)
-    out = Path(args.out)
-    for path, arr, dets in results:
-        print(f"{path}: " + (f"{len(dets)} object(s)" if dets else "no objects"))
-        for d in dets:
-            x1, y1, x2, y2 = d["box"]
-            print(f"  {d['class']:<12} {d['score']:.3f}  [{x1:.1f}, {y1:.1f}, {x2:.1f}, {y2:.1f}]")
-        write_json(out / f"{path.stem}.json", {"image": str(path), "detector": module.hparams.kind,
-                                               "model": str(args.model), "objects": dets})
-        scale = max(1, round(384 / max(arr.shape[:2])))
-        pic = draw_objects(arr, [d["box"] for d in dets], [d["class"] for d in dets], [d["class_id"] for d in dets],
-                           scores=[d["score"] for d in dets], scale=scale)
-        with atomic_path(out / f"{path.stem}.png") as tmp:
-            pic.save(tmp, format="PNG")
+    try:
+        kind = detector_kind(args.model, args.method)
+        if kind != "sliding":
+            results = detect_with_detector([Path(p) for p in args.images], Path(args.model), args.score, args.iou)
+        else:
+            module = load(args.model, "windows")
+            results = [detect_image(module, Path(p), args.score, args.iou, args.sizes) for p in args.images]
+            for res in results:
+                res["method"] = "sliding"
+    except (FileNotFoundError, ValueError, DataError, DetectError) as err:
+        print(f"cnnlab detect: error: {err}", file=sys.stderr)
+        return 1
+    write_results(results, args)
     return 0
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``cnnlab detect`` for trained detectors."""
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any format Pillow reads)")
-    p.add_argument("--model", required=True, metavar="CKPT", help="a detector checkpoint (train_detector's best.ckpt)")
-    p.add_argument("--method", choices=("auto", "yolo", "faster_rcnn", "rcnn_mini"), default="auto",
-                   help="the detector family; auto: the checkpoint's (default)")
-    p.add_argument("--score", type=float, help="score threshold (default: the checkpoint's, 0.6 as the course's)")
-    p.add_argument("--iou", type=float, help="per-class NMS IoU threshold (default: the checkpoint's, 0.5)")
-    p.add_argument("--out", default="detections", metavar="DIR",
-                   help="folder for <stem>.json and <stem>.png (default: ./detections)")
+def write_results(results: list[dict], args: argparse.Namespace) -> None:
+    """Print every image's objects; write ``<stem>.boxes.json`` and ``<stem>.boxes.png`` atomically."""
+    from ..io import atomic_path, write_json
+    from .preview import draw_objects
+
+    for res in results:
+        path = Path(res["image"])
+        out = Path(args.out_dir) if args.out_dir else path.parent
+        arr = res.pop("_array")
+        objs = res["objects"]
+        print(f"{path}: " + ("no objects" if not objs else f"{len(objs)} object(s)"))
+        for o in objs:
+            print(f"  {o['class']:<10} {o['score']:.2f}  " + " ".join(f"{v:.1f}" for v in o["box"]))
+        res["model"] = str(args.model)
+        write_json(out / f"{path.stem}.boxes.json", res)
+        scale = max(1, round(320 / max(arr.shape[:2])))
+        pic = draw_objects(arr, [o["box"] for o in objs], [o["class"] for o in objs], [o["class_id"] for o in objs],
+                           scores=[o["score"] for o in objs], scale=scale)
+        with atomic_path(out / f"{path.stem}.boxes.png") as tmp:
+            pic.save(tmp, format="PNG")

@@ -1,103 +1,224 @@
-"""Evaluating a trained detector on a prepared split: mAP, per-class AP, PR curves, pictures, latency.
+"""Evaluate the week-3 systems on a test split: metrics.json, predictions with ground truth, error cases.
 
-Writes ``<out>/{metrics.json, pr.png, boxes.png}`` as one folder, atomically: a failure (an
-unknown class in the annotations, an image that does not decode) leaves nothing behind.
+Each ``evaluate_*`` writes one report folder atomically (``reports/detection/<data>/<task>/``).
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from omegaconf import DictConfig
+from PIL import Image
 
-from ..data.images import DataError
 from ..io import atomic_path
-from .checkpoint import load_detector
-from .data import DetectionDataset, read_split
-from .metrics import coco_target, metric, plot_pr, pr_curves, summarise
+from .crops import to_tensor
+from .data import DetectionDataset
 from .preview import draw_objects, grid
-from .transforms import detector_transform
+from .tasks import crops_for, load
+
+N_PICTURES = 24
 
 
-def check_classes(root: Path, split: str, known: list[str]) -> dict[int, int]:
-    """Map the data set's class ids onto the detector's, by name.
-
-    Raises:
-        DataError: an object whose class the detector does not know, naming file, image and object.
-    """
-    records = read_split(root, split)
-    names = DetectionDataset(root, split).classes
-    for rec in records:
-        for i, o in enumerate(rec["objects"]):
-            if o["class"] not in known:
-                raise DataError(f"{root / split / 'annotations.json'}: image {rec['id']!r} object {i}: class "
-                                f"{o['class']!r} is unknown to the detector (it knows {known})")
-    return {j: known.index(n) for j, n in enumerate(names) if n in known}
+def _predict(module, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([module(x[i:i + batch]) for i in range(0, len(x), batch)])
 
 
-def _load(ds: DetectionDataset, i: int):
-    try:
-        return ds[i]
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        rec = ds.records[i]
-        raise DataError(f"{ds.root / ds.split / rec['file']}: cannot decode the image ({err})") from None
+def _crop_tiles(images: np.ndarray, truth: list, pred: list, scale: int = 4) -> list[Image.Image]:
+    """Crops with the true box (thin, white) and the predicted one (coloured, labelled) or landmarks (green)."""
+    tiles = []
+    for img, t, p in zip(images, truth, pred):
+        s = img.shape[0]
+        canvas = draw_objects(img, [np.asarray(b) * s for b in t["boxes"]], t["labels"], t["ids"], scale=scale,
+                              dashed=True)
+        canvas = draw_objects(img, [np.asarray(b) * s for b in p["boxes"]], p["labels"], p["ids"], scale=scale,
+                              scores=p.get("scores"), canvas=canvas)
+        if p.get("marks") is not None:  # crop units → the picture's pixel-index landmarks
+            canvas = draw_objects(img, [[0, 0, s, s]], [""], [0], landmarks=[np.asarray(p["marks"]) * s - 0.5],
+                                  scale=scale, canvas=canvas, boxes_visible=False)
+        tiles.append(canvas)
+    return tiles
 
 
-def evaluate_detector(ckpt: str | Path, root: str | Path, out: str | Path, *, split: str = "test",
-                      pictures: int = 8) -> dict[str, Any]:
-    """Evaluate ``ckpt`` on ``root``/``split``; returns and writes ``metrics.json``.
+def evaluate_localiser(cfg: DictConfig) -> dict[str, Any]:
+    """Accuracy, localisation accuracy (right class, IoU ≥ 0.5) and mean IoU on the test crops."""
+    from torchvision.ops import box_iou
 
-    Keys: ``map_50``, ``map_50_95``, ``map_75``, ``ap_50_per_class``, ``ap_per_class``,
-    ``latency_ms_per_image`` (median over the split of one-image ``detect`` calls on CPU, threads
-    as configured; the first call, a warm-up, is left out),
-    ``num_params``, ``images``, ``detector``. mAP ranks every detection with score ≥ 0.01; the
-    pictures show those ≥ the detector's display threshold (``hparams.score``, 0.6).
-    """
-    root = Path(root)
-    module = load_detector(ckpt)
+    from .localiser import decode, scores, to_xyxy
+
+    module = load(Path(cfg.paths.localiser) / "best.ckpt", "localiser")
     hp = module.hparams
+    crops = crops_for(cfg, "localiser", "test")
+    out = _predict(module, to_tensor(crops.images, hp.normalization))
+    cid, box = torch.from_numpy(crops.class_id), torch.from_numpy(crops.box)
+    metrics = scores(out, cid, box) | {"n_crops": len(crops), "n_objects": int((cid >= 0).sum()), "loss": hp.loss}
+    d = decode(out)
+    has = cid >= 0
+    iou = torch.zeros(len(cid))
+    iou[has] = box_iou(to_xyxy(d["box"][has]), to_xyxy(box[has])).diagonal()
+    pred = torch.where(d["p_c"] >= 0.5, d["class_id"], torch.full_like(cid, -1))
     classes = list(hp.classes)
-    remap = check_classes(root, split, classes)
-    ds = DetectionDataset(root, split, detector_transform(int(hp.input_size), "none"))
-    m = metric()
-    tiles, times = [], []
-    for i in range(len(ds)):
-        image, target = _load(ds, i)
-        target["labels"] = torch.tensor([remap[int(c)] for c in target["labels"]], dtype=torch.int64)
-        start = time.perf_counter()
-        pred = module.detect([image], module.eval_score, float(hp.iou))[0]
-        times.append(time.perf_counter() - start)
-        m.update([pred], [coco_target(target)])
-        if len(tiles) < pictures:
-            tiles.append(_picture(image, target, pred, classes, float(hp.score)))
-    if not len(ds):
-        raise DataError(f"{root / split}: no images to evaluate")
-    result = m.compute()
-    summary = summarise(result, classes)
-    lat = float(np.median(times[1:] or times)) * 1000
-    metrics = {**summary, "latency_ms_per_image": round(lat, 3), "num_params": sum(p.numel() for p in module.parameters()),
-               "images": len(ds), "detector": hp.kind, "split": split, "threads": torch.get_num_threads()}
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        tmp.mkdir()
-        plot_pr(pr_curves(result, classes), summary["ap_50_per_class"], tmp / "pr.png",
-                f"{hp.kind} on {root.name}/{split}: mAP@0.5 {summary['map_50']:.3f}")
-        grid(tiles, cols=4).save(tmp / "boxes.png")
-        from ..io import write_json
+    metrics["per_class_localisation_accuracy"] = {
+        c: float(((pred == k) & (iou >= 0.5))[cid == k].float().mean()) for k, c in enumerate(classes) if (cid == k).any()}
+    name = lambda k: classes[k] if k >= 0 else "background"  # noqa: E731
+    truth = [{"boxes": [to_xyxy(box[i]).tolist()] if cid[i] >= 0 else [], "labels": [name(int(cid[i]))] if cid[i] >= 0 else [],
+              "ids": [int(cid[i])]} for i in range(len(cid))]
+    preds = [{"boxes": [to_xyxy(d["box"][i]).tolist()] if pred[i] >= 0 else [[0.02, 0.02, 0.98, 0.98]],
+              "labels": [name(int(pred[i]))], "ids": [max(int(pred[i]), 0) if pred[i] >= 0 else 9],
+              "scores": [float(d["p_c"][i])]} for i in range(len(cid))]
+    wrong = [i for i in range(len(cid)) if pred[i] != cid[i] or (cid[i] >= 0 and iou[i] < 0.5)]
+    wrong = sorted(wrong, key=lambda i: float(iou[i]))[:N_PICTURES]
+    return _publish(cfg, "localiser", metrics, crops.images, truth, preds, list(range(min(N_PICTURES, len(cid)))), wrong)
 
+
+def evaluate_landmarks(cfg: DictConfig) -> dict[str, Any]:
+    """NME (by the inter-ocular distance) of the regressor, dlib's 5-point predictor and the mean shape."""
+    from .landmarks import dlib_landmarks, mean_shape, nme
+
+    module = load(Path(cfg.paths.landmarks) / "best.ckpt", "landmarks")
+    hp = module.hparams
+    crops = crops_for(cfg, "landmarks", "test")
+    true = crops.landmarks.astype(np.float64)
+    pred = _predict(module, to_tensor(crops.images, hp.normalization)).numpy().astype(np.float64)
+    base = np.broadcast_to(mean_shape(crops_for(cfg, "landmarks", "train").landmarks), true.shape)
+    ds = DetectionDataset(cfg.paths.prepared, "test")
+    ref = np.zeros_like(true)
+    for i, (k, x0, y0, side, _) in enumerate(crops.source):
+        image = ds[int(k)][0].permute(1, 2, 0).numpy()
+        bx, by, bh, bw = crops.box[i]
+        box = [x0 + (bx - bw / 2) * side, y0 + (by - bh / 2) * side, x0 + (bx + bw / 2) * side, y0 + (by + bh / 2) * side]
+        ref[i] = (dlib_landmarks(image, box) + 0.5 - [x0, y0]) / side
+    e = {"regressor": nme(pred, true), "dlib": nme(ref, true), "mean_shape": nme(base, true)}
+    metrics = {f"nme_{k}": float(v.mean()) for k, v in e.items()} | {
+        f"nme_{k}_median": float(np.median(v)) for k, v in e.items()} | {"n_faces": len(true)}
+    tb = lambda i: [[*(crops.box[i][:2] - crops.box[i][[3, 2]] / 2), *(crops.box[i][:2] + crops.box[i][[3, 2]] / 2)]]  # noqa: E731
+    truth = [{"boxes": tb(i), "labels": ["face"], "ids": [0]} for i in range(len(true))]
+    preds = [{"boxes": [], "labels": [], "ids": [], "marks": pred[i]} for i in range(len(true))]
+    for t, m in zip(truth, true):  # the true landmarks in white under the predicted ones (green)
+        t["marks"] = m
+    worst = list(np.argsort(-e["regressor"])[:N_PICTURES])
+    return _publish(cfg, "landmarks", metrics, crops.images, truth, preds, list(range(min(N_PICTURES, len(true)))),
+                    worst, true_marks=true)
+
+
+def _publish(cfg, task: str, metrics: dict, images, truth, preds, shown, wrong, true_marks=None) -> dict:
+    from ..io import write_json
+
+    out = Path(cfg.paths.reports) / task
+    with atomic_path(out) as tmp:
+        tmp.mkdir(parents=True)
+        for name, idx in (("predictions.png", shown), ("errors.png", wrong)):
+            if not len(idx):
+                _note(tmp / name, "no error cases")
+                continue
+            tiles = _crop_tiles(images[list(idx)], [truth[i] for i in idx], [preds[i] for i in idx])
+            if true_marks is not None:
+                tiles = [_white_marks(t, true_marks[i], images.shape[1]) for t, i in zip(tiles, idx)]
+            grid(tiles, cols=8).save(tmp / name)
         write_json(tmp / "metrics.json", metrics)
     return metrics
 
 
-def _picture(image: torch.Tensor, target: dict, pred: dict, classes: list[str], score: float) -> Image.Image:
-    """Ground truth (thin white) under predictions with score ≥ ``score`` (class colours)."""
-    arr = (image.permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype(np.uint8)
-    gt = target["boxes"].tolist()
-    canvas = draw_objects(arr, gt, [classes[int(c)] for c in target["labels"]], target["labels"].tolist(), dashed=True)
-    keep = pred["scores"] >= score
-    return draw_objects(arr, pred["boxes"][keep].tolist(), [classes[int(c)] for c in pred["labels"][keep]],
-                        pred["labels"][keep].tolist(), scores=pred["scores"][keep].tolist(), canvas=canvas)
+def _note(path: Path, text: str) -> None:
+    from PIL import ImageDraw
+
+    pic = Image.new("RGB", (240, 40), (255, 255, 255))
+    ImageDraw.Draw(pic).text((10, 14), text, fill=(0, 0, 0))
+    pic.save(path)
+
+
+def _white_marks(tile: Image.Image, marks: np.ndarray, side: int) -> Image.Image:
+    from PIL import ImageDraw
+
+    draw = ImageDraw.Draw(tile)
+    s = tile.size[0] / side
+    for x, y in np.asarray(marks) * side * s:
+        draw.line([x - 3, y, x + 3, y], fill=(255, 255, 255), width=1)
+        draw.line([x, y - 3, x, y + 3], fill=(255, 255, 255), width=1)
+    return tile
+
+
+def mean_average_precision(preds: list[dict], targets: list[dict]) -> dict[str, Any]:
+    """COCO mAP@0.5 and mAP@[.5:.95] (torchmetrics, pycocotools backend); ``difficult`` objects are ignored
+    (passed as ``iscrowd``: matching one neither counts nor costs, as VOC's difficult flag)."""
+    from torchmetrics.detection import MeanAveragePrecision
+
+    m = MeanAveragePrecision(iou_type="bbox", class_metrics=True, backend="pycocotools")
+    m.update(preds, [{"boxes": t["boxes"], "labels": t["labels"], "iscrowd": t["difficult"].long()} for t in targets])
+    r = m.compute()
+    return {"map_50": float(r["map_50"]), "map_50_95": float(r["map"]),
+            "per_class_ap": {int(c): float(a) for c, a in zip(r["classes"].reshape(-1), r["map_per_class"].reshape(-1))}}
+
+
+def evaluate_windows(cfg: DictConfig) -> dict[str, Any]:
+    """Sliding windows on the test scenes: mAP, windows per image, ms per image naive vs convolutional."""
+    from .windows import conv_windows, detections, naive_windows, to_convolutional
+
+    module = load(Path(cfg.paths.windows) / "best.ckpt", "windows")
+    hp = module.hparams
+    fc, conv = module.model.eval(), to_convolutional(module.model)
+    ds = DetectionDataset(cfg.paths.prepared, "test")
+    classes = list(hp.classes)
+    mean = torch.tensor(hp.normalization["mean"]).view(-1, 1, 1)
+    std = torch.tensor(hp.normalization["std"]).view(-1, 1, 1)
+    preds, targets, images, t_conv = [], [], [], 0.0
+    for image, target in ds:
+        x = (image.float() / 255 - mean) / std
+        t0 = time.perf_counter()
+        win = conv_windows(conv, x, hp.sizes, hp.stride)
+        preds.append(detections(win, len(classes), hp.threshold, hp.iou))
+        t_conv += time.perf_counter() - t0
+        targets.append(target)
+        images.append(image)
+    x = (images[0].float() / 255 - mean) / std
+    t0 = time.perf_counter()
+    naive = naive_windows(fc, x, hp.sizes, hp.stride)
+    t_naive = time.perf_counter() - t0
+    same32 = float((naive.logits - conv_windows(conv, x, hp.sizes, hp.stride).logits).abs().max())
+    fc64 = copy.deepcopy(fc).double()  # the same weights in float64: agreement beyond float32 rounding
+    same = float((naive_windows(fc64, x.double(), hp.sizes, hp.stride).logits
+                  - conv_windows(to_convolutional(fc64), x.double(), hp.sizes, hp.stride).logits).abs().max())
+    metrics = mean_average_precision(preds, targets)
+    metrics["per_class_ap"] = {classes[k]: v for k, v in metrics["per_class_ap"].items()}
+    metrics |= {"windows_per_image": sum(naive.counts), "naive_ms_per_image": 1000 * t_naive,
+                "conv_ms_per_image": 1000 * t_conv / len(ds), "naive_vs_conv_max_abs_diff": same,
+                "naive_vs_conv_max_abs_diff_float32": same32,
+                "latency_ms_per_image": 1000 * t_conv / len(ds), "n_images": len(ds)}
+    return _publish_scenes(cfg, metrics, images, targets, preds, classes)
+
+
+def _recall(pred: dict, target: dict) -> float:
+    from torchvision.ops import box_iou
+
+    if len(target["boxes"]) == 0:
+        return 1.0
+    if len(pred["boxes"]) == 0:
+        return 0.0
+    iou = box_iou(target["boxes"].as_subclass(torch.Tensor), pred["boxes"])
+    same = target["labels"][:, None] == pred["labels"][None]
+    return float(((iou >= 0.5) & same).any(1).float().mean())
+
+
+def _publish_scenes(cfg, metrics, images, targets, preds, classes) -> dict:
+    from ..io import write_json
+
+    def tile(i: int) -> Image.Image:
+        img, t, p = images[i].permute(1, 2, 0).numpy(), targets[i], preds[i]
+        canvas = draw_objects(img, t["boxes"].tolist(), [classes[k] for k in t["labels"]], t["labels"].tolist(),
+                              dashed=True)
+        return draw_objects(img, p["boxes"].tolist(), [classes[k] for k in p["labels"]], p["labels"].tolist(),
+                            scores=p["scores"].tolist(), canvas=canvas)
+
+    recalls = [_recall(p, t) for p, t in zip(preds, targets)]
+    out = Path(cfg.paths.reports) / "windows"
+    with atomic_path(out) as tmp:
+        tmp.mkdir(parents=True)
+        grid([tile(i) for i in range(min(8, len(images)))], cols=4).save(tmp / "boxes.png")
+        grid([tile(int(i)) for i in np.argsort(recalls, kind="stable")[:8]], cols=4).save(tmp / "errors.png")
+        write_json(tmp / "metrics.json", metrics)
+    return metrics

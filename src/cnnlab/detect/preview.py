@@ -15,16 +15,17 @@ PALETTE = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 13
 
 def draw_objects(image: np.ndarray, boxes: Sequence[Sequence[float]], labels: Sequence[str],
                  class_ids: Sequence[int], *, landmarks: Sequence | None = None, scale: int = 3,
-                 dashed: bool = False, scores: Sequence[float] | None = None, canvas: Image.Image | None = None
-                 ) -> Image.Image:
+                 dashed: bool = False, scores: Sequence[float] | None = None, canvas: Image.Image | None = None,
+                 boxes_visible: bool = True) -> Image.Image:
     """Draw boxes (with their class and score) and landmarks on an upscaled copy of ``image``.
 
     Args:
         image: ``[H, W, 3]`` uint8 (ignored when ``canvas`` is given).
         boxes: ``[x1, y1, x2, y2]`` in ``image`` pixels.
         scale: upscaling, so that labels stay readable on small images.
-        dashed: thin boxes (e.g. the ground truth under predictions).
+        dashed: thin white boxes without labels or landmarks (the ground truth under predictions).
         canvas: draw onto this already upscaled picture instead.
+        boxes_visible: False draws only the landmarks.
     """
     if canvas is None:
         h, w = image.shape[:2]
@@ -32,17 +33,21 @@ def draw_objects(image: np.ndarray, boxes: Sequence[Sequence[float]], labels: Se
     draw = ImageDraw.Draw(canvas)
     for i, (box, name, cid) in enumerate(zip(boxes, labels, class_ids)):
         colour = PALETTE[int(cid) % len(PALETTE)]
+        marks = None if landmarks is None else landmarks[i]
+        if marks is not None and not np.isnan(np.asarray(marks, dtype=float)).any():
+            for x, y in (np.asarray(marks, dtype=float) + 0.5) * scale:  # pixel index → picture pixels
+                draw.ellipse([x - 2.5, y - 2.5, x + 2.5, y + 2.5], fill=(0, 255, 0), outline=(0, 0, 0))
+        if not boxes_visible:
+            continue
         x1, y1, x2, y2 = (float(v) * scale for v in box)
         draw.rectangle([x1, y1, x2 - 1, y2 - 1], outline=(255, 255, 255) if dashed else colour,
                        width=1 if dashed else 2)
+        if dashed:  # the ground truth under predictions: box only, the prediction carries the label
+            continue
         text = name if scores is None else f"{name} {scores[i]:.2f}"
         ty = max(0.0, y1 - 11)
         draw.rectangle([x1, ty, x1 + 6 * len(text) + 2, ty + 10], fill=colour)
         draw.text((x1 + 1, ty - 1), text, fill=(0, 0, 0))
-        marks = None if landmarks is None else landmarks[i]
-        if marks is not None and not np.isnan(np.asarray(marks, dtype=float)).any():
-            for x, y in np.asarray(marks, dtype=float) * scale:
-                draw.ellipse([x - 2.5, y - 2.5, x + 2.5, y + 2.5], fill=(0, 255, 0), outline=(0, 0, 0))
     return canvas
 
 

@@ -11,7 +11,7 @@ from ._app import log, stage, tracker
 
 @stage(config_name="detect")
 def main(cfg: DictConfig) -> None:
-    from ..detect.evaluate import evaluate_detector
+    from ..detect.evaluate_detector import evaluate_detector
 
     with tracker("evaluate_detector", cfg, detector=cfg.detector.name) as t:
         metrics = evaluate_detector(Path(cfg.paths.run) / "best.ckpt", cfg.paths.prepared, cfg.paths.eval)

@@ -1,0 +1,186 @@
+"""Train the three week-3 crop systems through the one training skeleton, and load them back.
+
+``task`` is ``"localiser"``, ``"landmarks"`` or ``"windows"``; each reads its config group
+(``conf/<task>/``), cuts its crops from the prepared scenes (:mod:`cnnlab.detect.crops`), and
+publishes ``best.ckpt``, ``last.ckpt`` and ``metrics.json`` into ``cfg.paths.<task>``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader, TensorDataset
+
+from ..data.images import DataError
+from .crops import Crops, normalisation, object_crops, to_tensor
+from .data import read_meta
+from .windows import WindowClassifier
+
+TASKS = ("localiser", "landmarks", "windows")
+
+
+class WindowTask(L.LightningModule):
+    """The course's window classifier trained with cross-entropy on ``n + 1`` classes (background last)."""
+
+    def __init__(self, classes: list[str], window: int, normalization: dict[str, list[float]], channels: int = 16,
+                 hidden: int = 400, sizes: Sequence[float] = (24, 36, 54), stride: int = 2, threshold: float = 0.7,
+                 iou: float = 0.3, optim: dict[str, Any] | None = None):
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = WindowClassifier(len(classes) + 1, window, channels, hidden)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits, y)
+        self.log(f"{stage}/loss", loss, prog_bar=True, on_step=False, on_epoch=True)
+        self.log(f"{stage}/acc", (logits.argmax(1) == y).float().mean(), prog_bar=True, on_step=False, on_epoch=True)
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        return self._step(batch, "val")
+
+    def configure_optimizers(self):
+        cfg = self.hparams.optim or {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3}
+        return instantiate(cfg)(self.parameters())
+
+
+def input_size(cfg: DictConfig, task: str) -> int:
+    """The crop side a task trains on: ``<task>.input_size``, the window, or the backbone's own."""
+    from ..models import default_input_size
+
+    t = cfg[task]
+    if task == "windows":
+        return int(t.window)
+    return int(t.input_size or default_input_size(cfg.model.name)[-1])
+
+
+def crops_for(cfg: DictConfig, task: str, split: str) -> Crops:
+    """The crops a task trains / is evaluated on (seeded by ``cfg.seed``)."""
+    t = cfg[task]
+    root = cfg.paths.prepared
+    size = input_size(cfg, task)
+    if task == "landmarks":
+        faces = [read_meta(root)["classes"].index("face")] if "face" in read_meta(root)["classes"] else []
+        if not faces:
+            raise DataError(f"{root}: no 'face' class, so no landmarks to learn")
+        return object_crops(root, split, size, cfg.seed, context=tuple(t.context), jitter=t.jitter,
+                            max_other=t.max_other, background=0.0, kinds=faces)
+    return object_crops(root, split, size, cfg.seed, context=tuple(t.context), jitter=t.jitter,
+                        max_other=t.max_other, background=t.background, near_negatives=task == "windows")
+
+
+def tensors(task: str, crops: Crops, norm: dict[str, list[float]], n_classes: int) -> TensorDataset:
+    """A crop set as the ``TensorDataset`` the task's module steps on."""
+    x = to_tensor(crops.images, norm)
+    if task == "localiser":
+        return TensorDataset(x, torch.from_numpy(crops.class_id), torch.from_numpy(crops.box))
+    if task == "landmarks":
+        return TensorDataset(x, torch.from_numpy(crops.landmarks))
+    y = torch.from_numpy(np.where(crops.class_id < 0, n_classes, crops.class_id))
+    return TensorDataset(x, y)
+
+
+class CropData(L.LightningDataModule):
+    """Train and validation crops held in memory (a few thousand small crops)."""
+
+    def __init__(self, train: TensorDataset, val: TensorDataset, batch_size: int, seed: int):
+        super().__init__()
+        self.train, self.val, self.batch_size, self.seed = train, val, batch_size, seed
+
+    def train_dataloader(self):
+        return DataLoader(self.train, batch_size=self.batch_size, shuffle=True,
+                          generator=torch.Generator().manual_seed(self.seed))
+
+    def val_dataloader(self):
+        return DataLoader(self.val, batch_size=max(len(self.val), 1))
+
+
+def build(cfg: DictConfig, task: str) -> tuple[L.LightningModule, CropData, dict[str, Any]]:
+    """The task's module (fresh weights) and data, and facts for ``metrics.json``."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    meta = read_meta(cfg.paths.prepared)
+    classes = list(meta["classes"])
+    train, val = crops_for(cfg, task, "train"), crops_for(cfg, task, "val")
+    if len(train) == 0 or len(val) == 0:
+        raise DataError(f"{cfg.paths.prepared}: no {task} crops in train or val")
+    norm = normalisation(train.images)
+    t = cfg[task]
+    optim = OmegaConf.to_container(cfg.optim, resolve=True) | {"lr": float(t.lr)}
+    size = input_size(cfg, task)
+    if task == "localiser":
+        from ..tasks.fit import model_kwargs
+        from .localiser import Localiser
+
+        module = Localiser(cfg.model.name, classes, [size, size], norm, loss=t.loss, model_kwargs=model_kwargs(cfg),
+                           optim=optim)
+    elif task == "landmarks":
+        from ..tasks.fit import model_kwargs
+        from .landmarks import LandmarkRegressor
+
+        module = LandmarkRegressor(cfg.model.name, [size, size], norm, model_kwargs=model_kwargs(cfg), optim=optim)
+    else:
+        module = WindowTask(classes, size, norm, channels=t.channels, hidden=t.hidden, sizes=list(t.sizes),
+                            stride=t.stride, threshold=t.threshold, iou=t.iou, optim=optim)
+    data = CropData(tensors(task, train, norm, len(classes)), tensors(task, val, norm, len(classes)),
+                    int(t.batch_size), int(cfg.seed))
+    return module, data, {"n_train_crops": len(train), "n_val_crops": len(val)}
+
+
+def train(cfg: DictConfig, task: str, callbacks: Sequence[L.Callback] = ()) -> dict[str, Any]:
+    """Seed, build, and train through :func:`cnnlab.tasks.skeleton.fit_and_publish`."""
+    from ..tasks.skeleton import fit_and_publish
+
+    L.seed_everything(cfg.seed, workers=True)
+    module, data, facts = build(cfg, task)
+    t = cfg[task]
+    metrics = fit_and_publish(cfg, module, data, cfg.paths[task], monitor=t.monitor, mode=t.mode,
+                              patience=t.get("patience"), callbacks=callbacks,
+                              trainer_overrides={"max_epochs": int(t.max_epochs)},
+                              quiet_warnings=[".*does not have many workers.*", ".*log_every_n_steps.*"])
+    return metrics | facts
+
+
+MODULES = {"localiser": "cnnlab.detect.localiser:Localiser", "landmarks": "cnnlab.detect.landmarks:LandmarkRegressor",
+           "windows": "cnnlab.detect.tasks:WindowTask"}
+
+
+def load(path: str | Path, task: str) -> L.LightningModule:
+    """A trained task module from its checkpoint (``weights_only=True``), in eval mode.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a checkpoint of this task (e.g. a classifier's), or it pickles objects.
+    """
+    import importlib
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(f"{path}: refused to load (weights_only=True): {str(err).splitlines()[0]}") from err
+    hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
+    mod, cls = MODULES[task].split(":")
+    Cls = getattr(importlib.import_module(mod), cls)
+    want = set(__import__("inspect").signature(Cls.__init__).parameters) - {"self"}
+    if not hp or not set(hp) <= want or "normalization" not in hp:
+        raise ValueError(f"{path}: not a cnnlab {task} checkpoint (hyper-parameters {sorted(hp or {})})")
+    module = Cls(**hp)
+    module.load_state_dict(ckpt["state_dict"])
+    return module.eval()
