@@ -29,8 +29,12 @@ DETECTORS = ("yolo", "faster_rcnn", "rcnn_mini")
 GOAL_MAP50 = 0.90
 
 
-def train_and_evaluate(name: str, root: Path, work: Path, epochs: int, threads: int) -> dict[str, Any]:
-    """Train detector ``name`` in-process (no MLflow) and evaluate it; the table row."""
+def train_and_evaluate(name: str, root: Path, work: Path, epochs: int, threads: int, reuse: bool = False) -> dict[str, Any]:
+    """Train detector ``name`` in-process (no MLflow) and evaluate it; the table row.
+
+    With ``reuse``, a run already published in ``work/<name>`` (by an earlier call with the same
+    ``epochs``) is evaluated again instead of retrained.
+    """
     from cnnlab.detect.evaluate_detector import evaluate_detector
     from cnnlab.detect.train import train_detector
     from cnnlab.stages._app import compose
@@ -39,7 +43,10 @@ def train_and_evaluate(name: str, root: Path, work: Path, epochs: int, threads: 
                   f"paths.run={work / name}", "trainer.enable_progress_bar=false",
                   "trainer.enable_model_summary=false", config_name="detect")
     torch.set_num_threads(threads)
-    trained = train_detector(cfg)
+    done = work / name / "metrics.json"
+    trained = json.loads(done.read_text()) if reuse and done.is_file() else train_detector(cfg)
+    if trained["epochs"] != epochs:
+        raise SystemExit(f"{done}: trained for {trained['epochs']} epochs, not --epochs {epochs}")
     m = evaluate_detector(work / name / "best.ckpt", root, work / "eval" / name)
     return {"detector": name, "map_50": m["map_50"], "map_50_95": m["map_50_95"],
             "ms": m["latency_ms_per_image"], "params": m["num_params"], "train_s": trained["train_seconds"],
@@ -106,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="issue 16's naive sliding-window evaluation, if it exists")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--work", help="keep checkpoints and evaluations here (default: a temporary folder)")
+    p.add_argument("--reuse", action="store_true", help="evaluate runs already published in --work instead of retraining")
     p.add_argument("--loaded", action="store_true", help="say in the section that the machine was shared")
     p.add_argument("--output", default=str(DEFAULT_PATH))
     args = p.parse_args(argv)
@@ -115,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     hand = [list(a) for a in compose("detector=yolo", config_name="detect").detector.hand_anchors]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work or tmp)
-        rows = [train_and_evaluate(d, root, work, args.epochs, args.threads) for d in args.detectors]
+        rows = [train_and_evaluate(d, root, work, args.epochs, args.threads, args.reuse) for d in args.detectors]
     sliding = None
     if Path(args.sliding).is_file():
         s = json.loads(Path(args.sliding).read_text())
