@@ -83,6 +83,14 @@ def build(cfg: DictConfig) -> tuple[DetectorModule, DetectionDataModule]:
     return module, dm
 
 
+def trainer_overrides(cfg: DictConfig) -> dict[str, Any]:
+    """``detector.epochs``, and validation every ``detector.val_every`` epochs (capped at ``epochs``,
+    so that at least one epoch is validated and ``best.ckpt`` exists)."""
+    epochs = int(cfg.detector.epochs)
+    every = max(1, min(int(cfg.detector.get("val_every") or 1), epochs))
+    return {"max_epochs": epochs, "check_val_every_n_epoch": every}
+
+
 def train_detector(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, Any]:
     """Seed, build, train and publish ``best.ckpt``, ``last.ckpt``, ``metrics.json`` into ``paths.run``.
 
@@ -103,5 +111,5 @@ def train_detector(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dic
 
     return fit_and_publish(cfg, module, dm, cfg.paths.run, monitor="val/map_50", mode="max",
                            patience=cfg.detector.get("patience"), callbacks=callbacks,
-                           trainer_overrides={"max_epochs": int(cfg.detector.epochs)}, summary=summary,
+                           trainer_overrides=trainer_overrides(cfg), summary=summary,
                            quiet_warnings=[".*does not have many workers.*", ".*GPU available but not used.*"])
