@@ -62,15 +62,17 @@ def anchors_report(root: Path, hand: list[list[float]], seed: int = 0) -> tuple[
 
 
 def body(rows: list[dict], sliding: list[dict] | None, hand_iou: float, curve: dict[int, float], n_hand: int,
-         epochs: int, loaded: bool, budget: dict[str, int]) -> str:
+         epochs: int, loaded: bool, budget: dict[str, int], reused: bool = False) -> str:
     lines = ["## Detection on the scenes: YOLO, Faster R-CNN, R-CNN in miniature (issue 17)", "",
              f"Test split of the embedded scenes (60 images, 128×128, 5 classes). Every detector trained here "
              f"from scratch on the same 300 training scenes for {epochs} epochs (best epoch by val mAP@0.5), on CPU, "
              "one thread" + ("; R-CNN in miniature for " + str(budget["rcnn_mini"]) + " epochs only (its validation "
              "classifies every proposal one at a time), so its accuracy is not on the same budget"
              if budget.get("rcnn_mini", epochs) != epochs else "") + ". ms / image: median of one-image `detect` "
-             "calls on CPU (one thread) over the test split.", "",
-             "| detector | mAP@0.5 | mAP@[.5:.95] | ms / image (CPU) | parameters | training s | best of epochs |",
+             "calls on CPU (one thread) over the test split." + (" The checkpoints (and their training seconds) are "
+             "those already in `--work` from earlier runs with these budgets (`--reuse`); the evaluation, the ms and "
+             "the ratios are this run's." if reused else ""), "",
+             "| detector | mAP@0.5 | mAP@[.5:.95] | ms / image (CPU) | parameters | training s | epochs trained |",
              "|---|---|---|---|---|---|---|"]
     all_rows = rows + (sliding or [])
     for r in all_rows:
@@ -139,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         sliding = [{**common, "detector": "sliding windows (naive)", "ms": s["naive_ms_per_image"]},
                    {**common, "detector": "sliding windows (convolutional)", "ms": s["conv_ms_per_image"]}]
     hand_iou, curve = anchors_report(root, hand)
-    text = body(rows, sliding, hand_iou, curve, len(hand), args.epochs, args.loaded, budget)
+    text = body(rows, sliding, hand_iou, curve, len(hand), args.epochs, args.loaded, budget, args.reuse)
     write_section("detection", text, path=args.output)
     print(text)
     return 0
