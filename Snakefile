@@ -17,6 +17,7 @@ include: "workflow/rules/detect.smk"
 include: "workflow/rules/segment.smk"
 include: "workflow/rules/visualise.smk"
 include: "workflow/rules/style.smk"
+include: "workflow/rules/detector.smk"
 
 
 rule all:
@@ -29,6 +30,7 @@ rule all:
         rules.compare_faces.output.table,
         expand(rules.benchmark.output.metrics, dataset=config["classify"], model=config["models"]),
         rules.benchmark_faces.output.metrics,
+        expand(rules.compare_detectors.output.table, dataset=config["detection"]["datasets"]),
         expand(rules.evaluate_localiser.output.metrics, dataset=DETECT_DATASETS),
         expand(rules.evaluate_landmarks.output.metrics, dataset=DETECT_DATASETS),
         expand(rules.evaluate_windows.output.metrics, dataset=DETECT_DATASETS),

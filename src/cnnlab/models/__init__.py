@@ -4,6 +4,7 @@ from . import (  # noqa: F401  (importing registers the builders)
     alexnet,
     conv_nd,
     course_examples,
+    darknet,
     efficientnet,
     inception,
     lenet,
