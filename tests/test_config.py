@@ -9,6 +9,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 GROUPS = sorted(p.name for p in (REPO / "conf").iterdir() if p.is_dir())
+FACE_GROUPS = {"face", "encoder"}   # composed by conf/faces.yaml only
 OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((REPO / "conf" / g).glob("*.yaml"))]
 
 
@@ -21,7 +22,12 @@ def test_option_composes(hydra_cfg, group, option):
     overrides = [f"{group}={option}"]
     if (group, option) == ("data", "folder"):
         overrides.append("data.root=/some/images")
-    cfg = hydra_cfg(*overrides)
+    if group in FACE_GROUPS or (group, option) == ("benchmark", "faces"):
+        from cnnlab.stages._app import compose
+
+        cfg = compose(*overrides, conf=REPO / "conf", config_name="faces")   # the face stages' entry config
+    else:
+        cfg = hydra_cfg(*overrides)
     OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     node = cfg.get(group)
     if group == "model":

@@ -50,7 +50,7 @@ def _face_config(conf: Path) -> dict[str, Any]:
 
     from ..stages._app import compose
 
-    return OmegaConf.to_container(compose(conf=conf).face, resolve=True)
+    return OmegaConf.to_container(compose(conf=conf, config_name="faces").face, resolve=True)
 
 
 def _default(args: argparse.Namespace, attr: str, key: str) -> str:

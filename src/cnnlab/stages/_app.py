@@ -98,6 +98,6 @@ def tracker(stage_name: str, cfg: DictConfig, **tags: Any):
 
     from ._sweep import ENV
 
-    base = {"dataset": cfg.data.name}
+    base = {"dataset": cfg.data.name} if "data" in cfg else {}
     return Tracker(stage_name, to_dict(cfg), tags={**base, **tags}, experiment=cfg.mlflow.experiment,
                    uri=cfg.mlflow.tracking_uri, parent_run_id=os.environ.get(ENV))

@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 from ._app import log, stage, tracker
 
 
-@stage
+@stage(config_name="faces")
 def main(cfg: DictConfig) -> None:
     from ..face.aligned_data import align_prepared
 

@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 from ._app import log, stage, tracker
 
 
-@stage
+@stage(config_name="faces")
 def main(cfg: DictConfig) -> None:
     from ..face.compare import compare, write_comparison
 
