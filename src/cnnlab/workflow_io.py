@@ -214,15 +214,23 @@ def stage_deps(stage: str, overrides: Sequence[str] = (), config_name: str = "co
 
     Returns:
         ``{"code": [...], "conf": [...]}``: the stage's import closure plus the families of every
-        registry model its config files or overrides name, and the Hydra files it composes.
+        registry model its config files or overrides name, and the Hydra files it composes (a
+        group whose choice is a DVC template, ``optim=${train.lenet5.optim}``, as its folder).
     """
     conf = Path(conf).resolve()
-    files = config_files(_group_overrides(overrides, conf), config_name, conf, relative_to)
+    groups = _group_overrides(overrides, conf)
+    # a choice DVC fills in at run time (`optim=${train.lenet5.optim}`): any option of the group
+    open_groups = [o.split("=", 1)[0] for o in groups if "${" in o]
+    files = config_files([o for o in groups if "${" not in o], config_name, conf, relative_to)
+    files = sorted({f for f in files if not any(f.startswith(f"{_rel(conf / g, relative_to)}/") for g in open_groups)}
+                   | {_rel(conf / g, relative_to) for g in open_groups})
     import yaml
 
     mentioned = {v.split("=", 1)[-1] for v in overrides}
     for f in files:
-        mentioned.update(_strings(yaml.safe_load((Path(relative_to or ".") / f).read_text()) or {}))
+        path = Path(relative_to or ".") / f
+        if path.is_file():
+            mentioned.update(_strings(yaml.safe_load(path.read_text()) or {}))
     models = sorted(mentioned & registry_names(SRC, conf))
     code = set(stage_code(stage, relative_to=relative_to))
     if models:
@@ -267,3 +275,16 @@ def digest(paths: Iterable[str | Path]) -> str:
             h.update(os.fsencode(f.relative_to(path)) if f != path else b"")
             h.update(_file_digest(str(f), st.st_size, st.st_mtime_ns).encode())
     return h.hexdigest()[:16]
+
+
+def data_root(overrides: Sequence[str] = (), config_name: str = "config", conf: str | Path = "conf") -> str | None:
+    """``data.root`` of an image-folder data set as Hydra composes it (None for built-in sources)."""
+    return _data_root(tuple(overrides), config_name, str(Path(conf).resolve()))
+
+
+@functools.lru_cache(maxsize=None)
+def _data_root(overrides: tuple[str, ...], config_name: str, conf: str) -> str | None:
+    from .stages._app import compose
+
+    data = compose(*overrides, conf=Path(conf), config_name=config_name).data
+    return str(data.root) if data.get("source") == "folder" else None

@@ -26,14 +26,15 @@ def _row(key: str, group: str, method: str, test: dict[str, Any], detail: str) -
             "detail": detail}
 
 
-def compare(reports: Sequence[str | Path], kinds: Sequence[str], alignment: str | Path | None = None
-            ) -> dict[str, Any]:
+def compare(reports: Sequence[str | Path], kinds: Sequence[str], alignment: str | Path | None = None,
+            timings: str | Path | None = None) -> dict[str, Any]:
     """Gather the rows from ``evaluate_faces`` reports.
 
     Args:
         reports: ``metrics.json`` of each encoder's ``evaluate_faces`` run.
         kinds: each encoder's kind (``scratch``, ``pretrained`` or ``finetune``), same order.
-        alignment: ``alignment.json`` of the aligned identity split (detection rate, ms per face).
+        alignment: ``alignment.json`` of the aligned identity split (detection rate).
+        timings: the ``align_faces`` metrics file with its ms per face (read if it exists).
 
     Raises:
         ValueError: no reports, lengths differ, or two reports scored different test people.
@@ -54,6 +55,8 @@ def compare(reports: Sequence[str | Path], kinds: Sequence[str], alignment: str 
         rows.append(_row(enc["name"], KIND_NAMES.get(kind, kind), enc["name"], enc["test"],
                          f"{enc['params']['arch']} at {'×'.join(map(str, enc['params']['input_size']))}"))
     align = json.loads(Path(alignment).read_text()) if alignment else None
+    if align is not None and timings is not None and Path(timings).is_file():
+        align["ms_per_face"] = json.loads(Path(timings).read_text())["ms_per_face"]
     return {"split": first["split"], "rows": rows, "alignment": align}
 
 
@@ -77,11 +80,14 @@ def render(result: dict[str, Any]) -> str:
         "*ms / face*: CPU time to encode one aligned face image (decode, resize, normalise, forward; batches of "
         "32) for the encoders, and the projection alone for the baselines (their images already loaded).",
     ]
-    if align:
+    if align and "ms_per_face" in align:
         lines += ["", f"Every method sees the same aligned crops: detector `{align['detector']}` found a face in "
                       f"{align['detected']}/{align['images']} images; detection {align['ms_per_face']['detection']:.1f} "
                       f"ms and 5-point alignment {align['ms_per_face']['alignment']:.1f} ms per face, on top of "
                       "encoding."]
+    elif align:
+        lines += ["", f"Every method sees the same aligned crops: detector `{align['detector']}` found a face in "
+                      f"{align['detected']}/{align['images']} images."]
     lines += ["", "| group | method | rank-1 | EER | TAR @ FAR 1 % | ms / face | detail |",
               "|---|---|---:|---:|---:|---:|---|"]
     for r in result["rows"]:

@@ -60,6 +60,9 @@ def stage(fn: Callable[[DictConfig], Any] | None = None, *, config_name: str = "
         def _run(cfg: DictConfig) -> None:
             from ..data.images import DataError
 
+            from ..workflow_guard import watch_parent
+
+            watch_parent()      # under Snakemake: stop (SIGTERM) if the Snakemake run dies
             _sweep_paths(cfg)
             if cfg.get("threads"):
                 import torch

@@ -33,7 +33,8 @@ def main(cfg: DictConfig) -> None:
                                 f"(run evaluate_faces with encoder=<name> first)")
     alignment = Path(f.paths.identity_split) / "alignment.json"
     with tracker("compare_faces", cfg, dataset=Path(f.paths.identity_split).name) as t:
-        result = compare(reports, list(encoders.values()), alignment if alignment.is_file() else None)
+        result = compare(reports, list(encoders.values()), alignment if alignment.is_file() else None,
+                         f.paths.alignment_metrics)
         md, js = write_comparison(root, result)
         for r in result["rows"]:
             log.info("%-28s %-24s rank-1 %.3f  EER %.3f", r["group"], r["method"], r["rank1"], r["eer"])
