@@ -94,7 +94,9 @@ def _dvc_repo(repo_copy: Path) -> dict:
     assert "debug=tiny" in (repo_copy / "dvc.yaml").read_text()
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     run(["git", "init", "-q"], repo_copy, env)
-    run([str(BIN / "dvc"), "init", "-q"], repo_copy, env)
+    assert (repo_copy / ".dvc/config").is_file()                  # a DVC repository as cloned
+    # the default remote is a folder in $HOME: point this scratch copy at its own, as a team would
+    (repo_copy / ".dvc/config.local").write_text(f"['remote \"local\"']\n    url = {repo_copy.parent / 'remote'}\n")
     run([*git, "add", "-A"], repo_copy, env)
     run([*git, "commit", "-qm", "init"], repo_copy, env)
     return env

@@ -84,12 +84,17 @@ def parse_dry_run(text: str) -> list[Job]:
     return [j for j in jobs if j.shell]
 
 
-def snakemake_jobs(config: list[str] = (), cwd: str | Path = ".", configfile: str | None = None) -> list[Job]:
-    """Run Snakemake's dry run in ``cwd`` and return its jobs."""
+def snakemake_jobs(config: list[str] = (), cwd: str | Path = ".", configfile: str | None = None,
+                   template: bool = True) -> list[Job]:
+    """Run Snakemake's dry run in ``cwd`` and return its jobs.
+
+    Args:
+        template: commands as dvc.yaml has them (``${params.yaml key}``); False: as Snakemake runs them.
+    """
     cmd = [sys.executable, "-m", "snakemake", "--dry-run", "--forceall", "--printshellcmds", "--cores", "1"]
     if configfile:
         cmd += ["--configfile", configfile]
-    cmd += ["--config", "dvc_template=true", *config]
+    cmd += ["--config", f"dvc_template={str(template).lower()}", *config]
     res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if res.returncode != 0:
         raise RuntimeError(f"snakemake dry run failed:\n{res.stdout}\n{res.stderr}")

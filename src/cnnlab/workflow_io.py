@@ -26,8 +26,16 @@ import re
 from pathlib import Path
 from typing import Iterable, Sequence
 
-SRC = Path(__file__).resolve().parent          # src/cnnlab
 PACKAGE = "cnnlab"
+
+
+def _default_src() -> Path:
+    """The work tree's ``src/cnnlab`` (what the DAG tools hash), else this package's folder."""
+    here = Path.cwd() / "src" / PACKAGE
+    return here.resolve() if here.is_dir() else Path(__file__).resolve().parent
+
+
+SRC = _default_src()
 
 
 def _module_file(module: str, src: Path) -> Path | None:
@@ -230,7 +238,10 @@ def stage_deps(stage: str, overrides: Sequence[str] = (), config_name: str = "co
     for f in files:
         path = Path(relative_to or ".") / f
         if path.is_file():
-            mentioned.update(_strings(yaml.safe_load(path.read_text()) or {}))
+            node = yaml.safe_load(path.read_text()) or {}
+            # the defaults list names options, whose own files are in `files`
+            mentioned.update(_strings({k: v for k, v in node.items() if k != "defaults"} if isinstance(node, dict)
+                                      else node))
     models = sorted(mentioned & registry_names(SRC, conf))
     code = set(stage_code(stage, relative_to=relative_to))
     if models:

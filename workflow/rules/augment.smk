@@ -3,7 +3,7 @@ _augment = Stage("augment", "data={dataset}")
 
 rule augment:
     input:
-        data=rules.prepare.output,
+        data=by_content(rules.prepare.output),
         **_augment.deps,
     output:
         directory("data/augmented/{dataset}"),

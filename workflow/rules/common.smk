@@ -4,7 +4,7 @@
 #
 #   _train = Stage("train", "data={dataset}", "model={model}", "seed={seed}")   # Hydra overrides
 #   (the train rule)
-#       input:  data=rules.prepare.output, **_train.deps    # code: import closure, conf: Hydra files
+#       input:  data=by_content(rules.prepare.output), **_train.deps   # code: import closure, conf: Hydra files
 #       output: ...
 #       params: args=_train.args, sources=_train.sources    # overrides; content hash of code + conf
 #       shell:  "python -m cnnlab.stages.train {params.args} > {log} 2>&1"
@@ -15,6 +15,8 @@
 # - `sources` hashes the stage's code and config files: an edited file reruns exactly the jobs
 #   that read it, without mtimes (which `dvc commit`/`dvc pull` rewrite; the default profile,
 #   profiles/default/, drops the mtime trigger). Data inputs chain through rules.<x>.output.
+# - Every input is wrapped in by_content() (Snakemake's `ancient`): an upstream job that reruns
+#   reruns its dependants; a newer mtime alone reruns nothing.
 # - A stage family with its own entry config: Stage("detect", ..., config_name="detect").
 import shlex
 
@@ -26,6 +28,16 @@ validate(config, "../schemas/config.schema.yaml")
 
 TRANSFER = config["transfer"]
 EXTRA = shlex.split(config["overrides"])        # appended to every stage's overrides
+
+
+def by_content(value):
+    """Mark inputs `ancient`: their mtime never reruns a job (Snakemake 9 checks mtimes whatever
+    --rerun-triggers says, and `dvc commit`/`dvc pull` rewrite them). What reruns a job instead:
+    its params (overrides, the `sources` hash of code and config), or an upstream job that reruns."""
+    if callable(value):
+        return lambda wildcards: by_content(value(wildcards))
+    # plain copies: `ancient` flags a rule's output strings in place, which expand() then refuses
+    return ancient(str(value) if isinstance(value, str) else [str(v) for v in value])
 
 
 def hydra_list(values):
@@ -52,7 +64,8 @@ class Stage:
     @property
     def deps(self):
         """input: code= and conf= entries."""
-        return {"code": lambda w: self._deps(w)["code"], "conf": lambda w: self._deps(w)["conf"]}
+        return {"code": by_content(lambda w: self._deps(w)["code"]),
+                "conf": by_content(lambda w: self._deps(w)["conf"])}
 
     @property
     def args(self):

@@ -3,7 +3,7 @@ _prepare = Stage("prepare", "data={dataset}")
 
 rule prepare:
     input:
-        raw=raw_inputs,
+        raw=by_content(raw_inputs),
         **_prepare.deps,
     output:
         directory("data/prepared/{dataset}"),
