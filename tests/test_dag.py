@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 import yaml
@@ -56,3 +57,37 @@ Shell command: None
     assert job.input == ["a/b", "c.yaml"] and job.shell.startswith("python -m x")
     dvc = yaml.safe_load(render(to_dvc([job])))["stages"]["train-digits-seed3"]
     assert dvc["outs"] == ["m/best.ckpt"] and dvc["metrics"] == [{"m/metrics.json": {"cache": False}}]
+
+
+def _output_patterns() -> list[str]:
+    """The quoted path patterns of every rule's `output:` block."""
+    pats = []
+    for smk in sorted((REPO / "workflow/rules").glob("*.smk")):
+        for block in re.findall(r"^    output:\n((?:        .*\n)+)", smk.read_text(), re.M):
+            pats += re.findall(r'f?"([^"]+)"', block)
+    return pats
+
+
+def test_no_output_path_pattern_is_written_twice():
+    """Rules chain through rules.<name>.output: an output pattern appears once in the repository."""
+    pats = _output_patterns()
+    assert len(pats) > 20 and len(set(pats)) == len(pats)
+    texts = [p.read_text() for p in [REPO / "Snakefile", *(REPO / "workflow").rglob("*.smk"),
+                                     *(REPO / "src/cnnlab").rglob("*.py")]]
+    for pat in pats:
+        assert sum(t.count(f'"{pat}"') for t in texts) == 1, f"{pat} is written more than once"
+
+
+def test_stage_deps_are_the_import_closure_and_the_composed_files():
+    from cnnlab.workflow_io import stage_deps
+
+    train = stage_deps("train", ["data=digits", "model=lenet5"], relative_to=REPO, conf=REPO / "conf")
+    assert "src/cnnlab/models/lenet.py" in train["code"] and "src/cnnlab/tasks/fit.py" in train["code"]
+    assert "src/cnnlab/models/resnet.py" not in train["code"] and not [f for f in train["code"] if "/face/" in f]
+    assert "conf/model/lenet5.yaml" in train["conf"] and "conf/face/default.yaml" not in train["conf"]
+    faces = stage_deps("train_encoder", ["encoder=dlib_resnet_ft"], config_name="faces", relative_to=REPO,
+                       conf=REPO / "conf")
+    # nested defaults (encoder → dlib_resnet, face → /augment@face.augment) come from Hydra itself
+    assert {"conf/encoder/dlib_resnet_ft.yaml", "conf/encoder/dlib_resnet.yaml", "conf/augment/faces.yaml",
+            "conf/faces.yaml"} <= set(faces["conf"])
+    assert "src/cnnlab/models/lenet.py" not in faces["code"] and "conf/config.yaml" not in faces["conf"]

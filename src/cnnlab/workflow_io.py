@@ -244,7 +244,8 @@ def stage_deps(stage: str, overrides: Sequence[str] = (), config_name: str = "co
                                       else node))
     models = sorted(mentioned & registry_names(SRC, conf))
     code = set(stage_code(stage, relative_to=relative_to))
-    if models:
+    builds_models = _rel(SRC / "models" / "__init__.py", relative_to) in code
+    if models and builds_models:
         code.update(model_code(models, relative_to=relative_to))
     return {"code": sorted(code), "conf": files}
 

@@ -48,10 +48,10 @@ FT_INIT = {n: _face(*encoder_overrides(n)).encoder.init for n in TRAINED}
 
 
 def encoder_ckpt(name, train_on="ids"):
-    """The checkpoint an encoder is used from."""
+    """The checkpoint an encoder is used from (called at DAG time, when the rules exist)."""
     if name in PRETRAINED:
-        return f"models/faces/{name}/best.ckpt"
-    return f"models/faces/{name}-{train_on}/best.ckpt"
+        return expand(rules.import_dlib.output.ckpt, encoder=name)[0]
+    return expand(rules.train_encoder.output.best, encoder=name, train_on=train_on)[0]
 
 
 def FaceStage(name, *overrides):
@@ -86,7 +86,12 @@ if BENCH_ENCODER not in TRAINED:
                      f"{BENCH_ENCODER!r} is not trained by train_encoder")
 
 _train_enc_seed = FaceStage("train_encoder", "face.train_on={train_on}", "seed={seed}",
-                            "face.paths.run=models/faces/{encoder}-{train_on}-seed{seed}", "resume=true")
+                            lambda w: f"face.paths.run={_os.path.dirname(_seed_best(w))}", "resume=true")
+
+
+def _seed_best(wildcards):
+    return expand(rules.train_encoder_seed.output.best, **dict(wildcards.items()))[0]
+
 
 def face_seed_ckpts(wildcards):
     """best.ckpt of each seed's encoder: seed 0 is the default one."""
