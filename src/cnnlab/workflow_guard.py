@@ -11,7 +11,8 @@ the locks alone, and Snakemake stops it as usual ("Directory cannot be locked").
 
 :func:`claim_workdir` also exports ``CNNLAB_WATCH_PID`` (and the process start time), inherited by
 every job; a stage started with it runs :func:`watch_parent`, a thread that sends the stage
-SIGTERM when that Snakemake process is gone. A ``kill -9`` of Snakemake alone therefore stops its
+SIGTERM when that Snakemake process is gone (under ``dvc repro``, which DVC runs through a
+shell, the stage watches its nearest ``dvc`` ancestor the same way). A ``kill -9`` of Snakemake alone therefore stops its
 jobs too, the way SIGTERM does (training keeps its partial checkpoint, to be resumed), instead of
 leaving orphans that run on and race the next run for the same outputs.
 """
@@ -69,15 +70,34 @@ def claim_workdir(root: str | Path = ".snakemake") -> bool:
     return True
 
 
-def watch_parent(interval: float = 2.0) -> threading.Thread | None:
-    """In a job of a Snakemake run: SIGTERM this process once that Snakemake is gone.
+def _dvc_driver() -> int | None:
+    """The nearest ancestor that is ``dvc repro`` / ``dvc exp run`` (DVC runs stages through a shell)."""
+    pid = os.getppid()
+    while pid > 1:
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            ppid = int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            return None
+        names = [os.path.basename(a.decode(errors="replace")) for a in argv[:3]]
+        if "dvc" in names[:2] and {"repro", "exp"} & set(names):
+            return pid
+        pid = ppid
+    return None
 
-    Does nothing outside such a job (no ``CNNLAB_WATCH_PID``).
+
+def watch_parent(interval: float = 2.0) -> threading.Thread | None:
+    """In a job of a Snakemake run or a ``dvc repro``: SIGTERM this process once that driver is gone.
+
+    Does nothing outside such a job (no ``CNNLAB_WATCH_PID``, no ``dvc repro`` ancestor).
     """
     pid = os.environ.get(ENV_PID)
+    start = os.environ.get(ENV_START) or None
+    if not pid:
+        pid, start = _dvc_driver(), None
     if not pid:
         return None
-    pid, start = int(pid), os.environ.get(ENV_START) or None
+    pid = int(pid)
     if start is None:
         start = _start_time(pid)
 
