@@ -52,22 +52,23 @@ def test_dvc_add_folder_feeds_prepare_and_round_trips_through_the_remote(tmp_pat
     assert (repo / "data/prepared/mine/manifest.csv").read_text().count("\n") == 17   # header + 16 images
     run([*GIT, "add", "-A"], repo, env)
     run([*GIT, "commit", "-qm", "mine"], repo, env)
-    run([dvc, "push", "-q"], repo, env)
+    targets = ["data/raw/mine.dvc", "prepare-mine"]   # the repository's own pipeline has not run here
+    run([dvc, "push", "-q", *targets], repo, env)
 
     # a second clone: git brings dvc.yaml/dvc.lock/mine.dvc, dvc pull the images and the prepared set
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(repo), str(clone)], tmp_path, env)
     shutil.copy(repo / ".dvc/config.local", clone / ".dvc/config.local")
-    run([dvc, "pull", "-q"], clone, env)
+    run([dvc, "pull", "-q", *targets], clone, env)
     assert _tree_digest(clone / "data/raw/mine") == _tree_digest(repo / "data/raw/mine")
     assert _tree_digest(clone / "data/prepared/mine") == prepared
-    assert "up to date" in run([dvc, "status"], clone, env).stdout
+    assert "up to date" in run([dvc, "status", *targets], clone, env).stdout
     again = run([dvc, "repro", "prepare-mine"], clone, env)
     assert "Running stage" not in again.stdout + again.stderr
 
     # the user changes an image: DVC reruns prepare, and it is byte-identical to a fresh prepare
     Image.fromarray(np.zeros((16, 16), np.uint8)).save(clone / "data/raw/mine/circle/00.png")
-    assert "prepare-mine" in run([dvc, "status"], clone, env).stdout
+    assert "prepare-mine" in run([dvc, "status", *targets], clone, env).stdout
     run([dvc, "repro", "-q", "prepare-mine"], clone, env)
     first = _tree_digest(clone / "data/prepared/mine")
     assert first != prepared

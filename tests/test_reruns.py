@@ -2,7 +2,8 @@
 
 In a scratch copy of the repository, Snakemake runs the default DAG with a stand-in ``python``
 that writes each job's outputs as placeholders (so Snakemake records its real metadata), then DVC
-records the result (``dvc commit``): both agree that nothing is to be done. Each test then edits one thing, asks both tools what they would run
+records the result (``dvc commit``) and ``snakemake --touch`` restores the mtime order, as
+``make run`` does: both tools agree that nothing is to be done. Each test then edits one thing, asks both tools what they would run
 (``snakemake -n``; ``dvc status``, which lists the stages whose own deps or params changed), and
 puts the file back.
 """
@@ -68,6 +69,7 @@ def recorded(tmp_path_factory):
     # --cores 1, as the dry run that listed the commands (threads={threads} appears in them)
     run([str(BIN / "snakemake"), "--cores", "1"], repo, _fake_stages(repo, tmp, env))
     run([str(BIN / "dvc"), "commit", "--force", "--quiet"], repo, env)
+    run([str(BIN / "snakemake"), "--touch", "--cores", "1", "--quiet"], repo, env)   # as `make run` does
     return repo, env
 
 
@@ -98,6 +100,27 @@ def test_both_tools_agree_nothing_to_do_after_dvc_commit(recorded):
     repo, env = recorded
     assert snakemake_jobs_to_run(repo, env) == {}
     assert dvc_changed(repo, env) == set()
+
+
+def test_push_then_pull_in_a_second_clone_leaves_nothing_to_do(recorded, tmp_path):
+    """The committed-lock workflow: commit dvc.lock (+ the un-cached metrics), push, clone, pull."""
+    repo, env = recorded
+    dvc = str(BIN / "dvc")
+    (repo / ".dvc/config.local").write_text(f"['remote \"local\"']\n    url = {tmp_path / 'remote'}\n")
+    run([*GIT, "add", "-A"], repo, env)
+    run([*GIT, "commit", "-qm", "results"], repo, env)
+    tracked = run(["git", "ls-files"], repo, env).stdout.split()
+    assert "dvc.lock" in tracked and "reports/selection/selection.json" in tracked    # cache: false, in git
+    assert not [f for f in tracked if f.endswith(".ckpt")]                             # cached: DVC's
+    run([dvc, "push", "-q"], repo, env)
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(repo), str(clone)], tmp_path, env)
+    (clone / ".dvc/config.local").write_text((repo / ".dvc/config.local").read_text())
+    run([dvc, "pull", "-q"], clone, env)
+    run([str(BIN / "snakemake"), "--touch", "--cores", "1", "--quiet"], clone, env)   # as `make pull` does
+    assert (clone / "models/digits/lenet5/seed0/best.ckpt").is_file()
+    assert dvc_changed(clone, env) == set()
+    assert snakemake_jobs_to_run(clone, env) == {}
 
 
 def test_editing_lenet_reruns_the_lenet_chain_and_nothing_for_faces(recorded):

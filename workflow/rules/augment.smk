@@ -3,7 +3,7 @@ _augment = Stage("augment", "data={dataset}")
 
 rule augment:
     input:
-        data=by_content(rules.prepare.output),
+        data=rules.prepare.output,
         **_augment.deps,
     output:
         directory("data/augmented/{dataset}"),

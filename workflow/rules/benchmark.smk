@@ -4,8 +4,8 @@ _benchmark = Stage("benchmark", "data={dataset}", "model={model}",
 
 rule benchmark:
     input:
-        ckpts=by_content(lambda w: expand(rules.train.output.best, seed=model_seeds(w.model), allow_missing=True)),
-        data=by_content(rules.prepare.output),
+        ckpts=lambda w: expand(rules.train.output.best, seed=model_seeds(w.model), allow_missing=True),
+        data=rules.prepare.output,
         **_benchmark.deps,
     output:
         table="reports/benchmark/{dataset}/{model}/table.md",

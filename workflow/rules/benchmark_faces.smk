@@ -3,8 +3,8 @@
 
 use rule train_encoder as train_encoder_seed with:
     input:
-        data=by_content(lambda w: expand(rules.align_faces.output.aligned, face_ds=FACE_DATASETS[w.train_on])),
-        init=by_content(lambda w: [FT_INIT[w.encoder]] if FT_INIT.get(w.encoder) else []),
+        data=lambda w: expand(rules.align_faces.output.aligned, face_ds=FACE_DATASETS[w.train_on]),
+        init=lambda w: [FT_INIT[w.encoder]] if FT_INIT.get(w.encoder) else [],
         **_train_enc_seed.deps,
     output:
         best="models/faces/{encoder}-{train_on}-seed{seed}/best.ckpt",
@@ -21,8 +21,8 @@ use rule train_encoder as train_encoder_seed with:
 
 rule benchmark_faces:
     input:
-        ckpts=by_content(face_seed_ckpts),
-        data=by_content(expand(rules.align_faces.output.aligned, face_ds=FACE_IDS)),
+        ckpts=face_seed_ckpts,
+        data=expand(rules.align_faces.output.aligned, face_ds=FACE_IDS),
         **_bench_faces.deps,
     output:
         table=f"reports/benchmark/{FACE_IDS}/table.md",

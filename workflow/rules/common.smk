@@ -4,7 +4,7 @@
 #
 #   _train = Stage("train", "data={dataset}", "model={model}", "seed={seed}")   # Hydra overrides
 #   (the train rule)
-#       input:  data=by_content(rules.prepare.output), **_train.deps   # code: import closure, conf: Hydra files
+#       input:  data=rules.prepare.output, **_train.deps   # code: import closure, conf: Hydra files
 #       output: ...
 #       params: args=_train.args, sources=_train.sources    # overrides; content hash of code + conf
 #       shell:  "python -m cnnlab.stages.train {params.args} > {log} 2>&1"
@@ -15,8 +15,10 @@
 # - `sources` hashes the stage's code and config files: an edited file reruns exactly the jobs
 #   that read it, without mtimes (which `dvc commit`/`dvc pull` rewrite; the default profile,
 #   profiles/default/, drops the mtime trigger). Data inputs chain through rules.<x>.output.
-# - Every input is wrapped in by_content() (Snakemake's `ancient`): an upstream job that reruns
-#   reruns its dependants; a newer mtime alone reruns nothing.
+# - Code and config inputs are by_content() (Snakemake's `ancient`): their mtime reruns nothing,
+#   their content does (through `sources`). Data inputs chain as usual, so a job that reruns reruns
+#   its dependants; after `dvc commit`/`dvc pull` rewrote their mtimes, `snakemake --touch` puts
+#   them back in DAG order (`make run` and `make pull` do it).
 # - A stage family with its own entry config: Stage("detect", ..., config_name="detect").
 import shlex
 
@@ -31,9 +33,9 @@ EXTRA = shlex.split(config["overrides"])        # appended to every stage's over
 
 
 def by_content(value):
-    """Mark inputs `ancient`: their mtime never reruns a job (Snakemake 9 checks mtimes whatever
-    --rerun-triggers says, and `dvc commit`/`dvc pull` rewrite them). What reruns a job instead:
-    its params (overrides, the `sources` hash of code and config), or an upstream job that reruns."""
+    """Mark inputs no job produces `ancient`: their mtime never reruns a job (Snakemake 9 checks
+    mtimes whatever --rerun-triggers says); a params hash of their content does instead. Not for
+    outputs of other jobs: `ancient` also stops an upstream rerun from reaching its dependants."""
     if callable(value):
         return lambda wildcards: by_content(value(wildcards))
     # plain copies: `ancient` flags a rule's output strings in place, which expand() then refuses

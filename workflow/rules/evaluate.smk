@@ -3,8 +3,8 @@ _evaluate = Stage("evaluate", "data={dataset}", "model={model}", "seed={seed}")
 
 rule evaluate:
     input:
-        ckpt=by_content(rules.train.output.best),
-        data=by_content(rules.prepare.output),
+        ckpt=rules.train.output.best,
+        data=rules.prepare.output,
         **_evaluate.deps,
     output:
         metrics="reports/eval/{dataset}/{model}/seed{seed}/metrics.json",

@@ -4,7 +4,7 @@
 
 rule align_faces:
     input:
-        data=by_content(lambda w: expand(rules.prepare.output, dataset=w.face_ds)),
+        data=lambda w: expand(rules.prepare.output, dataset=w.face_ds),
         **_align.deps,
     output:
         aligned=directory("data/aligned/{face_ds}"),
@@ -42,8 +42,8 @@ rule import_dlib:
 
 rule train_encoder:
     input:
-        data=by_content(lambda w: expand(rules.align_faces.output.aligned, face_ds=FACE_DATASETS[w.train_on])),
-        init=by_content(lambda w: [FT_INIT[w.encoder]] if FT_INIT.get(w.encoder) else []),
+        data=lambda w: expand(rules.align_faces.output.aligned, face_ds=FACE_DATASETS[w.train_on]),
+        init=lambda w: [FT_INIT[w.encoder]] if FT_INIT.get(w.encoder) else [],
         **_train_enc.deps,
     output:
         best="models/faces/{encoder}-{train_on}/best.ckpt",
@@ -66,8 +66,8 @@ rule train_encoder:
 
 rule encode_faces:
     input:
-        ckpt=by_content(lambda w: encoder_ckpt(w.encoder, FACE_TRAIN_ON[w.face_ds])),
-        data=by_content(lambda w: expand(rules.align_faces.output.aligned, face_ds=w.face_ds)),
+        ckpt=lambda w: encoder_ckpt(w.encoder, FACE_TRAIN_ON[w.face_ds]),
+        data=lambda w: expand(rules.align_faces.output.aligned, face_ds=w.face_ds),
         **_encode.deps,
     output:
         npz="data/encodings/{encoder}/{face_ds}-{split}.npz",
@@ -88,8 +88,8 @@ rule encode_faces:
 
 rule calibrate:
     input:
-        val=by_content(expand(rules.encode_faces.output.npz, split="val", allow_missing=True)),
-        gallery=by_content(expand(rules.encode_faces.output.npz, split="test", allow_missing=True)),
+        val=expand(rules.encode_faces.output.npz, split="val", allow_missing=True),
+        gallery=expand(rules.encode_faces.output.npz, split="test", allow_missing=True),
         **_calibrate.deps,
     output:
         val="data/encodings/{encoder}/{face_ds}-val.threshold.json",
@@ -110,11 +110,11 @@ rule calibrate:
 
 rule evaluate_faces:
     input:
-        test=by_content(expand(rules.encode_faces.output.npz, face_ds=FACE_IDS, split="test", allow_missing=True)),
-        val=by_content(expand(rules.encode_faces.output.npz, face_ds=FACE_IDS, split="val", allow_missing=True)),
-        threshold=by_content(expand(rules.calibrate.output.gallery, face_ds=FACE_IDS, allow_missing=True)),
-        ckpt=by_content(lambda w: encoder_ckpt(w.encoder, "ids")),
-        data=by_content(expand(rules.align_faces.output.aligned, face_ds=FACE_IDS)),
+        test=expand(rules.encode_faces.output.npz, face_ds=FACE_IDS, split="test", allow_missing=True),
+        val=expand(rules.encode_faces.output.npz, face_ds=FACE_IDS, split="val", allow_missing=True),
+        threshold=expand(rules.calibrate.output.gallery, face_ds=FACE_IDS, allow_missing=True),
+        ckpt=lambda w: encoder_ckpt(w.encoder, "ids"),
+        data=expand(rules.align_faces.output.aligned, face_ds=FACE_IDS),
         **_eval_faces.deps,
     output:
         metrics="reports/faces/{encoder}/metrics.json",
@@ -136,9 +136,9 @@ rule evaluate_faces:
 
 rule compare_faces:
     input:
-        reports=by_content(expand(rules.evaluate_faces.output.metrics, encoder=list(FACE_ENCODERS))),
-        data=by_content(expand(rules.align_faces.output.aligned, face_ds=FACE_IDS)),
-        timings=by_content(expand(rules.align_faces.output.timings, face_ds=FACE_IDS)),
+        reports=expand(rules.evaluate_faces.output.metrics, encoder=list(FACE_ENCODERS)),
+        data=expand(rules.align_faces.output.aligned, face_ds=FACE_IDS),
+        timings=expand(rules.align_faces.output.timings, face_ds=FACE_IDS),
         **_compare.deps,
     output:
         table="reports/faces/comparison.md",

@@ -5,9 +5,9 @@ _finetune = Stage("finetune", "data={dataset}", "model={model}", "finetune={stra
 rule finetune:
     input:
         # the pretrained source checkpoint (none for the from-scratch baseline)
-        source=by_content(lambda w: [] if w.strategy == "scratch" else expand(
-            rules.train.output.best, dataset=TRANSFER["source"], model=w.model, seed=w.seed)),
-        data=by_content(rules.prepare.output),
+        source=lambda w: [] if w.strategy == "scratch" else expand(
+            rules.train.output.best, dataset=TRANSFER["source"], model=w.model, seed=w.seed),
+        data=rules.prepare.output,
         **_finetune.deps,
     output:
         best="models/{dataset}/{model}-ft-{strategy}/shots{shots}/seed{seed}/best.ckpt",
@@ -29,8 +29,8 @@ _finetune_compare = Stage("finetune_compare", "data={dataset}", lambda w: f"mode
 
 rule finetune_compare:
     input:
-        runs=by_content(expand(rules.finetune.output.metrics, dataset=TRANSFER["target"], model=TRANSFER["model"],
-                    strategy=TRANSFER["strategies"], shots=TRANSFER["shots"], seed=TRANSFER["seed"])),
+        runs=expand(rules.finetune.output.metrics, dataset=TRANSFER["target"], model=TRANSFER["model"],
+                    strategy=TRANSFER["strategies"], shots=TRANSFER["shots"], seed=TRANSFER["seed"]),
         **_finetune_compare.deps,
     output:
         table="reports/finetune/{dataset}/table.md",

@@ -7,8 +7,8 @@ _select = Stage("select",
 
 rule select:
     input:
-        metrics=by_content(expand(rules.evaluate.output.metrics, zip, **model_runs())),
-        ckpts=by_content(expand(rules.train.output.best, zip, **model_runs())),
+        metrics=expand(rules.evaluate.output.metrics, zip, **model_runs()),
+        ckpts=expand(rules.train.output.best, zip, **model_runs()),
         **_select.deps,
     output:
         json="reports/selection/selection.json",

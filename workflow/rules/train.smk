@@ -5,7 +5,7 @@ _train = Stage("train", "data={dataset}", "model={model}", "seed={seed}", train_
 
 rule train:
     input:
-        data=by_content(rules.prepare.output),
+        data=rules.prepare.output,
         **_train.deps,
     output:
         best="models/{dataset}/{model}/seed{seed}/best.ckpt",
