@@ -22,7 +22,8 @@ def test_every_snakemake_job_is_a_dvc_stage_with_same_cmd_deps_outs():
     assert {j.stage_name for j in jobs} == set(stages)
     for job in jobs:
         st = stages[job.stage_name]
-        outs = st.get("outs", []) + [next(iter(m)) for m in st.get("metrics", []) + st.get("plots", [])]
+        outs = [o if isinstance(o, str) else next(iter(o)) for o in
+                st.get("outs", []) + st.get("metrics", []) + st.get("plots", [])]
         assert st["cmd"] == job.shell
         assert sorted(st["deps"]) == sorted(job.input)
         assert sorted(outs) == sorted(job.output)
@@ -57,6 +58,19 @@ Shell command: None
     assert job.input == ["a/b", "c.yaml"] and job.shell.startswith("python -m x")
     dvc = yaml.safe_load(render(to_dvc([job])))["stages"]["train-digits-seed3"]
     assert dvc["outs"] == ["m/best.ckpt"] and dvc["metrics"] == [{"m/metrics.json": {"cache": False}}]
+
+
+def test_timed_outputs_are_not_cached_and_params_are_declared():
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    sel = stages["select"]
+    assert {"reports/selection/selection.md": {"cache": False}} in sel["outs"]
+    assert "models/digits/lenet5/seed0/best.ckpt" in stages["train-digits-lenet5-seed0"]["outs"]
+    train = stages["train-digits-lenet5-seed0"]
+    assert "${train.lenet5.lr}" in train["cmd"] and "train.lenet5.lr" in train["params"]
+    # alignment timings live in a metrics file, beside (not inside) the cached aligned folder
+    align = stages["align_faces-orl_faces_ids"]
+    assert align["outs"] == ["data/aligned/orl_faces_ids"]
+    assert {"reports/faces/alignment/orl_faces_ids/metrics.json": {"cache": False}} in align["metrics"]
 
 
 def _output_patterns() -> list[str]:
