@@ -114,6 +114,7 @@ def test_both_tools_agree_nothing_to_do_after_dvc_commit(recorded):
     assert dvc_changed(repo, env) == set()
 
 
+@pytest.mark.slow
 def test_push_then_pull_in_a_second_clone_leaves_nothing_to_do(recorded, tmp_path):
     """The committed-lock workflow: commit dvc.lock (+ the un-cached metrics), push, clone, pull."""
     repo, env = recorded
