@@ -74,14 +74,13 @@ def test_kill_9_of_snakemake_then_the_plain_command_rebuilds(tmp_path):
     proc.wait()
     assert (repo / ".snakemake/locks").is_dir() and any((repo / ".snakemake/locks").iterdir())
     deadline = time.time() + 60                                   # the orphan stops by itself
-    while subprocess.run(["pgrep", "-f", f"cnnlab.stages.train.*{repo}"], capture_output=True).returncode == 0 \
-            or _train_running(repo):
+    while _train_running(repo):
         assert time.time() < deadline, "the train job ran on after its Snakemake was killed"
         time.sleep(0.5)
     assert not (repo / target).exists()
-    again = run(cmd, repo, env, timeout=900)                        # no --unlock, no target surgery
+    assert partial.is_dir()                                       # SIGTERM kept the partial run
+    run(cmd, repo, env, timeout=900)                              # no --unlock, no target named by hand
     assert (repo / target).is_file() and (repo / "models/digits/lenet5/seed0/last.ckpt").is_file()
-    assert "resume" in (repo / "logs/train-digits-lenet5-seed0.log").read_text().lower() or again.returncode == 0
 
 
 def _train_running(repo: Path) -> bool:
