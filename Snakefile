@@ -1,9 +1,24 @@
 # cnnlab pipeline: `snakemake --cores N`. The same DAG is exported to dvc.yaml by
 # `python -m cnnlab.dag` (a test fails when the two disagree). Rules: workflow/rules/<stage>.smk.
+from cnnlab.workflow_guard import claim_workdir
+
+# After a kill -9: clear Snakemake's stale lock when no other run is alive, and let jobs stop
+# when this Snakemake dies (cnnlab.workflow_guard).
+claim_workdir()
+
 configfile: "workflow/config.yaml"
+configfile: "params.yaml"   # the knobs `dvc exp run -S` turns
+
+
+wildcard_constraints:
+    dataset="[^/]+",
+    model="[^/]+",
+    seed=r"\d+",
+    shots=r"\d+",
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/faces_common.smk"
 include: "workflow/rules/prepare.smk"
 include: "workflow/rules/augment.smk"
 include: "workflow/rules/train.smk"
@@ -22,13 +37,13 @@ include: "workflow/rules/detector.smk"
 
 rule all:
     input:
-        expand(rules.evaluate.output.metrics, dataset=config["classify"], model=config["models"], seed=config["seeds"]),
+        expand(rules.evaluate.output.metrics, zip, **model_runs()),
         expand(rules.prepare.output, dataset=config["faces"]),
         expand(rules.augment.output, dataset=config["classify"]),
         rules.select.output.json,
         expand(rules.finetune_compare.output.table, dataset=TRANSFER["target"]),
         rules.compare_faces.output.table,
-        expand(rules.benchmark.output.metrics, dataset=config["classify"], model=config["models"]),
+        expand(rules.benchmark.output.metrics, dataset=config["classify"], model=BENCH_MODELS),
         rules.benchmark_faces.output.metrics,
         expand(rules.compare_detectors.output.table, dataset=config["detection"]["datasets"]),
         expand(rules.evaluate_localiser.output.metrics, dataset=DETECT_DATASETS),

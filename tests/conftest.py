@@ -12,8 +12,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-_SKIP = {".venv", ".git", ".snakemake", ".dvc", "mlruns", "mlartifacts", "__pycache__", ".pytest_cache",
-         "prepared", "augmented", "encodings", "features", "models", "reports", "benchmarks"}
+_SKIP = {".venv", ".git", ".snakemake", "mlruns", "mlartifacts", "__pycache__", ".pytest_cache"}
+# stage outputs: at the top level (models/, reports/) and under data/, not src/cnnlab/models/
+_OUTPUTS = {"prepared", "augmented", "encodings", "features", "aligned", "models", "reports", "benchmarks", "dvc.lock"}
 
 
 def run_env(tmp: Path, **extra: str) -> dict[str, str]:
@@ -45,6 +46,10 @@ def copy_repo(dst: Path) -> Path:
 
     def ignore(directory: str, names: list[str]) -> set[str]:
         skip = {n for n in names if n in _SKIP or n.endswith(".egg-info")}
+        if Path(directory) in (REPO, REPO / "data"):
+            skip |= {n for n in names if n in _OUTPUTS}
+        if Path(directory) == REPO / ".dvc":        # the committed config only: no cache, no local remote
+            skip |= {n for n in names if n in ("cache", "tmp", "config.local")}
         if Path(directory) == REPO:
             skip |= {n for n in names if n.startswith("mlflow.db")}
         if Path(directory) == REPO / "logs":

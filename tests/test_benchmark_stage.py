@@ -114,7 +114,13 @@ def test_benchmark_stage_end_to_end(tmp_path: Path, tiny_digits: Path, hydra_cfg
                                                               images, targets, 8))
     assert m["single.ten.acc"] == pytest.approx(accuracy(MultiCropPredictor(ens.members[0], TEN, (32, 32)),
                                                          images, targets, 8))
+    # the baseline row scores the first checkpoint exactly as the evaluate stage does
+    from cnnlab.evaluate.classification import evaluate_checkpoint
+
+    evaluated = evaluate_checkpoint(ckpts[0], tiny_digits, tmp_path / "eval", latency_repeats=1)
+    assert m["single.as_evaluated.acc"] == pytest.approx(evaluated["accuracy"])
     table = (out / "table.md").read_text()
+    assert "| single (first) | as_evaluated | 1 |" in table
     assert "| ensemble of 2 | ten | 10 |" in table and "| single, mean ± std of 2 | shift_scale | 6 |" in table
 
     from mlflow.tracking import MlflowClient

@@ -10,6 +10,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 GROUPS = sorted(p.name for p in (REPO / "conf").iterdir() if p.is_dir())
+FACE_GROUPS = {"face", "encoder"}   # composed by conf/faces.yaml only
 OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((REPO / "conf" / g).glob("*.yaml"))]
 # Groups only a stage family's entry config uses (conf/segment.yaml's segmenter) are added with "+".
 _DEFAULTS = {k for d in yaml.safe_load((REPO / "conf" / "config.yaml").read_text())["defaults"]
@@ -25,7 +26,12 @@ def test_option_composes(hydra_cfg, group, option):
     overrides = [f"{'' if group in _DEFAULTS else '+'}{group}={option}"]
     if (group, option) in (("data", "folder"), ("data", "masks"), ("data", "voc")):
         overrides.append("data.root=/some/images")
-    cfg = hydra_cfg(*overrides)
+    if group in FACE_GROUPS or (group, option) == ("benchmark", "faces"):
+        from cnnlab.stages._app import compose
+
+        cfg = compose(*overrides, conf=REPO / "conf", config_name="faces")   # the face stages' entry config
+    else:
+        cfg = hydra_cfg(*overrides)
     OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     node = cfg.get(group)
     if group == "model":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 import yaml
@@ -21,7 +22,8 @@ def test_every_snakemake_job_is_a_dvc_stage_with_same_cmd_deps_outs():
     assert {j.stage_name for j in jobs} == set(stages)
     for job in jobs:
         st = stages[job.stage_name]
-        outs = st.get("outs", []) + [next(iter(m)) for m in st.get("metrics", []) + st.get("plots", [])]
+        outs = [o if isinstance(o, str) else next(iter(o)) for o in
+                st.get("outs", []) + st.get("metrics", []) + st.get("plots", [])]
         assert st["cmd"] == job.shell
         assert sorted(st["deps"]) == sorted(job.input)
         assert sorted(outs) == sorted(job.output)
@@ -56,3 +58,50 @@ Shell command: None
     assert job.input == ["a/b", "c.yaml"] and job.shell.startswith("python -m x")
     dvc = yaml.safe_load(render(to_dvc([job])))["stages"]["train-digits-seed3"]
     assert dvc["outs"] == ["m/best.ckpt"] and dvc["metrics"] == [{"m/metrics.json": {"cache": False}}]
+
+
+def test_timed_outputs_are_not_cached_and_params_are_declared():
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    sel = stages["select"]
+    assert {"reports/selection/selection.md": {"cache": False}} in sel["outs"]
+    assert "models/digits/lenet5/seed0/best.ckpt" in stages["train-digits-lenet5-seed0"]["outs"]
+    train = stages["train-digits-lenet5-seed0"]
+    assert "${train.lenet5.lr}" in train["cmd"] and "train.lenet5.lr" in train["params"]
+    # alignment timings live in a metrics file, beside (not inside) the cached aligned folder
+    align = stages["align_faces-orl_faces_ids"]
+    assert align["outs"] == ["data/aligned/orl_faces_ids"]
+    assert {"reports/faces/alignment/orl_faces_ids/metrics.json": {"cache": False}} in align["metrics"]
+
+
+def _output_patterns() -> list[str]:
+    """The quoted path patterns of every rule's `output:` block."""
+    pats = []
+    for smk in sorted((REPO / "workflow/rules").glob("*.smk")):
+        for block in re.findall(r"^    output:\n((?:        .*\n)+)", smk.read_text(), re.M):
+            pats += re.findall(r'f?"([^"]+)"', block)
+    return pats
+
+
+def test_no_output_path_pattern_is_written_twice():
+    """Rules chain through rules.<name>.output: an output pattern appears once in the repository."""
+    pats = _output_patterns()
+    assert len(pats) > 20 and len(set(pats)) == len(pats)
+    texts = [p.read_text() for p in [REPO / "Snakefile", *(REPO / "workflow").rglob("*.smk"),
+                                     *(REPO / "src/cnnlab").rglob("*.py")]]
+    for pat in pats:
+        assert sum(t.count(f'"{pat}"') for t in texts) == 1, f"{pat} is written more than once"
+
+
+def test_stage_deps_are_the_import_closure_and_the_composed_files():
+    from cnnlab.workflow_io import stage_deps
+
+    train = stage_deps("train", ["data=digits", "model=lenet5"], relative_to=REPO, conf=REPO / "conf")
+    assert "src/cnnlab/models/lenet.py" in train["code"] and "src/cnnlab/tasks/fit.py" in train["code"]
+    assert "src/cnnlab/models/resnet.py" not in train["code"] and not [f for f in train["code"] if "/face/" in f]
+    assert "conf/model/lenet5.yaml" in train["conf"] and "conf/face/default.yaml" not in train["conf"]
+    faces = stage_deps("train_encoder", ["encoder=dlib_resnet_ft"], config_name="faces", relative_to=REPO,
+                       conf=REPO / "conf")
+    # nested defaults (encoder → dlib_resnet, face → /augment@face.augment) come from Hydra itself
+    assert {"conf/encoder/dlib_resnet_ft.yaml", "conf/encoder/dlib_resnet.yaml", "conf/augment/faces.yaml",
+            "conf/faces.yaml"} <= set(faces["conf"])
+    assert "src/cnnlab/models/lenet.py" not in faces["code"] and "conf/config.yaml" not in faces["conf"]

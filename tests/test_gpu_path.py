@@ -221,9 +221,13 @@ def test_face_encoder_trainer_takes_the_trainer_config_path(hydra_cfg, caplog, t
     from hydra.utils import instantiate
 
     from cnnlab.face.train import trainer_kwargs
+    from cnnlab.stages._app import compose
 
     with caplog.at_level("WARNING", logger="cnnlab.tasks.fit"):
-        kwargs = trainer_kwargs(hydra_cfg(f"trainer={trainer}", "face.train.max_epochs=3"))
+        from conftest import REPO
+
+        kwargs = trainer_kwargs(compose(f"trainer={trainer}", "face.train.max_epochs=3", conf=REPO / "conf",
+                                        config_name="faces"))
     assert "speed" not in kwargs and kwargs["accelerator"] == "gpu" and kwargs["precision"] == "bf16-mixed"
     assert kwargs["max_epochs"] == 3 and kwargs["use_distributed_sampler"] is False
     assert kwargs.get("strategy", "auto") == ("ddp" if trainer == "ddp" else "auto")

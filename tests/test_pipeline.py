@@ -13,6 +13,8 @@ from conftest import BIN, run, run_env
 # Tiny versions of the default pipeline: every stage type, fewer jobs.
 # Faces: from scratch, and dlib imported then fine-tuned (head); test_face_stages covers the rest.
 SNAKEMAKE_TINY = """overrides: debug=tiny
+models: [lenet5]
+train: {lenet5: {optim: adam, lr: 0.002, epochs: 2, augment: affine}}
 seeds: [0, 1]
 face_seeds: [0, 1]
 face_encoders: [course39, dlib_resnet_ft_head]
@@ -90,11 +92,16 @@ def _dvc_repo(repo_copy: Path) -> dict:
     env = run_env(repo_copy)
     # Same generator as the committed dvc.yaml, with the tiny overrides baked into the commands.
     (repo_copy / "tiny.yaml").write_text(DVC_TINY)
+    # dvc.yaml's train commands read their knobs from params.yaml (`dvc exp run -S`): tiny ones here
+    params = repo_copy / "params.yaml"
+    params.write_text(params.read_text().replace("epochs: 15", "epochs: 2").replace("epochs: 3", "epochs: 1"))
     run([sys.executable, "-m", "cnnlab.dag", "--configfile", "tiny.yaml"], repo_copy, env)
     assert "debug=tiny" in (repo_copy / "dvc.yaml").read_text()
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     run(["git", "init", "-q"], repo_copy, env)
-    run([str(BIN / "dvc"), "init", "-q"], repo_copy, env)
+    assert (repo_copy / ".dvc/config").is_file()                  # a DVC repository as cloned
+    # the default remote is a folder in $HOME: point this scratch copy at its own, as a team would
+    (repo_copy / ".dvc/config.local").write_text(f"['remote \"local\"']\n    url = {repo_copy.parent / 'remote'}\n")
     run([*git, "add", "-A"], repo_copy, env)
     run([*git, "commit", "-qm", "init"], repo_copy, env)
     return env

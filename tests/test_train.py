@@ -51,16 +51,36 @@ def test_train_then_evaluate(tmp_path, tiny_digits):
         assert (ev / png).stat().st_size > 1000
 
 
-def test_select_prefers_accuracy_within_latency_budget(tmp_path):
+def test_select_maximises_val_accuracy_within_budget_and_reports_only_the_chosen_test_score(tmp_path):
     from cnnlab.evaluate.select import select_model, selection_markdown
 
-    files = []
-    for name, acc, lat in (("fast", 0.95, 0.5), ("best_but_slow", 0.99, 5.0), ("good", 0.97, 0.9)):
-        f = tmp_path / f"{name}.json"
-        f.write_text(json.dumps({"accuracy": acc, "latency_ms_per_image": lat}))
-        files.append(f)
-    res = select_model(files, latency_budget_ms=1.0)
-    assert res["chosen"].endswith("good.json")
-    assert [r["meets_budget"] for r in res["candidates"]] == [False, True, True]
-    assert select_model(files, latency_budget_ms=0.1)["chosen"] is None
-    assert "**" in selection_markdown(res)
+    files, ckpts, lat = [], [], {}
+    # test accuracy disagrees with val on purpose: "overfit_test" would win on test, "good" wins on val
+    for name, val, test, ms in (("fast", 0.95, 0.95, 0.5), ("best_but_slow", 0.99, 0.99, 5.0),
+                                ("good", 0.97, 0.90, 0.9), ("overfit_test", 0.96, 0.999, 0.8)):
+        f, c = tmp_path / f"{name}.json", tmp_path / f"{name}.ckpt"
+        f.write_text(json.dumps({"accuracy": test, "n": 1000, "errors": round(1000 * (1 - test)),
+                                 "val_accuracy": val, "val_n": 200}))
+        c.write_bytes(b"x")
+        files.append(f), ckpts.append(c)
+        lat[str(c)] = ms
+    res = select_model(files, ckpts, latency_budget_ms=1.0, latency=lambda c: lat[str(c)])
+    assert res["chosen"]["checkpoint"].endswith("good.ckpt")
+    assert res["chosen"]["test_accuracy"] == 0.90 and res["chosen"]["test_errors"] == 100
+    lo, hi = res["chosen"]["test_interval_95"]
+    assert lo < 0.90 < hi and hi - lo < 0.05
+    assert [r["meets_budget"] for r in res["candidates"]] == [False, True, True, True]
+    assert all("test_accuracy" not in r and "accuracy" not in r for r in res["candidates"])
+    assert select_model(files, ckpts, latency_budget_ms=0.1, latency=lambda c: lat[str(c)])["chosen"] is None
+    md = selection_markdown(res)
+    assert "**" in md and "900 of 1000" in md and "0.999" not in md
+
+
+def test_pinned_latency_is_a_positive_median(tmp_path):
+    import torch
+
+    from cnnlab.evaluate.select import pinned_latency_ms
+
+    threads = torch.get_num_threads()
+    ms = pinned_latency_ms(torch.nn.Linear(8, 2), torch.zeros(1, 8), repeats=5)
+    assert 0 < ms < 100 and torch.get_num_threads() == threads

@@ -3,8 +3,16 @@
 The Snakefile (rules in ``workflow/rules/``) is the single source of truth. This module asks
 Snakemake for the full job list of the default target (``snakemake --dry-run --forceall
 --printshellcmds``) and writes one DVC stage per job, with the very same command, deps and outs.
-``metrics.json`` outputs become DVC ``metrics`` and ``*.png`` outputs DVC ``plots`` (not cached
-by DVC, so ``dvc metrics show`` and ``dvc plots`` read them in place).
+``metrics.json`` outputs become DVC ``metrics`` and ``*.png`` outputs DVC ``plots``. Outputs that
+hold measured timings (every ``metrics.json``; the benchmark, selection and face report tables)
+are ``cache: false``: DVC records their hash in ``dvc.lock`` but keeps them out of its cache, and
+they are committed to git with the lock (``.gitignore`` lets them through). Everything else
+(data, models, encodings, evaluation reports, plots) is cached and pushed.
+
+The dry run is made with ``--config dvc_template=true``: the train commands then read
+``params.yaml`` through DVC's templating (``optim=${train.lenet5.optim}``), so
+``dvc exp run -S train.lenet5.lr=0.01`` changes them, and each such key becomes a ``params:``
+entry of its stage (``dvc exp show`` lists it).
 
 Usage::
 
@@ -28,6 +36,9 @@ import yaml
 HEADER = ("# GENERATED from the Snakefile by `python -m cnnlab.dag`: do not edit by hand.\n"
           "# tests/test_dag.py fails when this file and the Snakefile disagree.\n")
 _FIELDS = ("input", "output", "log", "benchmark", "wildcards")
+# outputs with measured timings (latency, ms per face, wall time): not in DVC's cache
+TIMED = ("reports/benchmark/", "reports/selection/", "reports/faces/")
+_PARAM = re.compile(r"\$\{([A-Za-z0-9_.]+)\}")
 
 
 @dataclass
@@ -73,13 +84,17 @@ def parse_dry_run(text: str) -> list[Job]:
     return [j for j in jobs if j.shell]
 
 
-def snakemake_jobs(config: list[str] = (), cwd: str | Path = ".", configfile: str | None = None) -> list[Job]:
-    """Run Snakemake's dry run in ``cwd`` and return its jobs."""
+def snakemake_jobs(config: list[str] = (), cwd: str | Path = ".", configfile: str | None = None,
+                   template: bool = True) -> list[Job]:
+    """Run Snakemake's dry run in ``cwd`` and return its jobs.
+
+    Args:
+        template: commands as dvc.yaml has them (``${params.yaml key}``); False: as Snakemake runs them.
+    """
     cmd = [sys.executable, "-m", "snakemake", "--dry-run", "--forceall", "--printshellcmds", "--cores", "1"]
     if configfile:
         cmd += ["--configfile", configfile]
-    if config:
-        cmd += ["--config", *config]
+    cmd += ["--config", f"dvc_template={str(template).lower()}", *config]
     res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if res.returncode != 0:
         raise RuntimeError(f"snakemake dry run failed:\n{res.stdout}\n{res.stderr}")
@@ -91,15 +106,18 @@ def to_dvc(jobs: list[Job]) -> dict:
     stages = {}
     for job in sorted(jobs, key=lambda j: j.stage_name):
         stage: dict = {"cmd": job.shell, "deps": sorted(job.input)}
+        params = sorted(set(_PARAM.findall(job.shell)))
+        if params:
+            stage["params"] = params
         outs = [o for o in job.output if not (o.endswith("metrics.json") or o.endswith(".png"))]
         metrics = [o for o in job.output if o.endswith("metrics.json")]
         plots = [o for o in job.output if o.endswith(".png")]
         if outs:
-            stage["outs"] = outs
+            stage["outs"] = [{o: {"cache": False}} if o.startswith(TIMED) else o for o in outs]
         if metrics:
             stage["metrics"] = [{m: {"cache": False}} for m in metrics]
         if plots:
-            stage["plots"] = [{p: {"cache": False}} for p in plots]
+            stage["plots"] = plots
         stages[job.stage_name] = stage
     return {"stages": stages}
 

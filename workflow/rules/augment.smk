@@ -1,13 +1,18 @@
+_augment = Stage("augment", "data={dataset}")
+
+
 rule augment:
     input:
         data=rules.prepare.output,
-        conf=conf_files,
-        code="src/cnnlab/stages/augment.py",
+        **_augment.deps,
     output:
         directory("data/augmented/{dataset}"),
     log:
         "logs/augment-{dataset}.log",
     benchmark:
         "logs/bench/augment-{dataset}.tsv"
+    params:
+        args=_augment.args,
+        sources=_augment.sources,
     shell:
-        "python -m cnnlab.stages.augment data={wildcards.dataset}{OVERRIDES} > {log} 2>&1"
+        "python -m cnnlab.stages.augment {params.args} > {log} 2>&1"

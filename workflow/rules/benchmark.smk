@@ -1,9 +1,12 @@
+_benchmark = Stage("benchmark", "data={dataset}", "model={model}",
+                   lambda w: f"benchmark.seeds={hydra_list(model_seeds(w.model))}")
+
+
 rule benchmark:
     input:
-        ckpts=expand("models/{{dataset}}/{{model}}/seed{seed}/best.ckpt", seed=config["seeds"]),
+        ckpts=lambda w: expand(rules.train.output.best, seed=model_seeds(w.model), allow_missing=True),
         data=rules.prepare.output,
-        conf="conf/benchmark/default.yaml",
-        code="src/cnnlab/stages/benchmark.py",
+        **_benchmark.deps,
     output:
         table="reports/benchmark/{dataset}/{model}/table.md",
         metrics="reports/benchmark/{dataset}/{model}/metrics.json",
@@ -11,6 +14,8 @@ rule benchmark:
         "logs/benchmark-{dataset}-{model}.log",
     benchmark:
         "logs/bench/benchmark-{dataset}-{model}.tsv"
+    params:
+        args=_benchmark.args,
+        sources=_benchmark.sources,
     shell:
-        "python -m cnnlab.stages.benchmark data={wildcards.dataset} model={wildcards.model} "
-        "'benchmark.seeds={SEEDS}'{OVERRIDES} > {log} 2>&1"
+        "python -m cnnlab.stages.benchmark {params.args} > {log} 2>&1"

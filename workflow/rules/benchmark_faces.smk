@@ -1,20 +1,11 @@
-# Ensembles × multi-crop for the face encoder (issue 7): the from-scratch encoder (course39)
-# trained with each of config["face_seeds"] on the training people of the identity
-# split, scored on its test people. Seed 0 is the encoder every other face rule uses; seed k > 0 is
-# trained by train_encoder_seed into models/faces/<encoder>-<train_on>-seed<k>/, as
-# cnnlab.evaluate.face_benchmark.encoder_checkpoints names it.
-from types import SimpleNamespace as _NS
-
-# The default encoder (conf/config.yaml) is dlib's pretrained one, which no seed changes: the seeds
-# are the first from-scratch encoder's of face.compare.encoders.
-BENCH_ENCODER = next((n for n, kind in ALL_ENCODERS.items() if kind == "scratch"), None)
-if BENCH_ENCODER is None:
-    raise ValueError("benchmark_faces ensembles encoders trained with several seeds; face.compare.encoders "
-                     "of conf/face/default.yaml lists no scratch encoder")
-FACE_SEEDS = "[" + ",".join(str(s) for s in config["face_seeds"]) + "]"
+# Ensembles × multi-crop for the face encoder (issue 7); helpers in faces_common.smk.
 
 
 use rule train_encoder as train_encoder_seed with:
+    input:
+        data=lambda w: expand(rules.align_faces.output.aligned, face_ds=FACE_DATASETS[w.train_on]),
+        init=lambda w: [FT_INIT[w.encoder]] if FT_INIT.get(w.encoder) else [],
+        **_train_enc_seed.deps,
     output:
         best="models/faces/{encoder}-{train_on}-seed{seed}/best.ckpt",
         last="models/faces/{encoder}-{train_on}-seed{seed}/last.ckpt",
@@ -24,23 +15,15 @@ use rule train_encoder as train_encoder_seed with:
     benchmark:
         "logs/bench/train_encoder-{encoder}-{train_on}-seed{seed}.tsv"
     params:
-        args=lambda w: f"{encoder_args(w.encoder)} seed={w.seed} "
-                       f"face.paths.run=models/faces/{w.encoder}-{w.train_on}-seed{w.seed}",
-
-
-def face_seed_ckpts(wildcards):
-    """best.ckpt of each seed's encoder: seed 0 is the default one."""
-    return [encoder_ckpt(BENCH_ENCODER) if int(s) == 0
-            else expand(rules.train_encoder_seed.output.best, encoder=BENCH_ENCODER, train_on="ids", seed=s)[0]
-            for s in config["face_seeds"]]
+        args=_train_enc_seed.args,
+        sources=_train_enc_seed.sources,
 
 
 rule benchmark_faces:
     input:
         ckpts=face_seed_ckpts,
-        data=expand(rules.align_faces.output, face_ds=FACE_IDS),
-        conf=lambda w: ["conf/benchmark/default.yaml", *face_conf_files(_NS(encoder=BENCH_ENCODER))],
-        code=["src/cnnlab/stages/benchmark_faces.py", "src/cnnlab/evaluate/face_benchmark.py"],
+        data=expand(rules.align_faces.output.aligned, face_ds=FACE_IDS),
+        **_bench_faces.deps,
     output:
         table=f"reports/benchmark/{FACE_IDS}/table.md",
         metrics=f"reports/benchmark/{FACE_IDS}/metrics.json",
@@ -49,7 +32,8 @@ rule benchmark_faces:
     benchmark:
         "logs/bench/benchmark_faces.tsv"
     params:
-        args=encoder_args(BENCH_ENCODER),
+        args=_bench_faces.args,
+        sources=_bench_faces.sources,
+    threads: workflow.cores     # measures latency: alone, like select
     shell:
-        "python -m cnnlab.stages.benchmark_faces {params.args} 'benchmark.faces.seeds={FACE_SEEDS}'{OVERRIDES} "
-        "> {log} 2>&1"
+        "python -m cnnlab.stages.benchmark_faces {params.args} > {log} 2>&1"

@@ -1,8 +1,11 @@
+_evaluate = Stage("evaluate", "data={dataset}", "model={model}", "seed={seed}")
+
+
 rule evaluate:
     input:
         ckpt=rules.train.output.best,
         data=rules.prepare.output,
-        code="src/cnnlab/stages/evaluate.py",
+        **_evaluate.deps,
     output:
         metrics="reports/eval/{dataset}/{model}/seed{seed}/metrics.json",
         predictions="reports/eval/{dataset}/{model}/seed{seed}/predictions.csv",
@@ -13,6 +16,8 @@ rule evaluate:
         "logs/evaluate-{dataset}-{model}-seed{seed}.log",
     benchmark:
         "logs/bench/evaluate-{dataset}-{model}-seed{seed}.tsv"
+    params:
+        args=_evaluate.args,
+        sources=_evaluate.sources,
     shell:
-        "python -m cnnlab.stages.evaluate data={wildcards.dataset} model={wildcards.model} "
-        "seed={wildcards.seed}{OVERRIDES} > {log} 2>&1"
+        "python -m cnnlab.stages.evaluate {params.args} > {log} 2>&1"

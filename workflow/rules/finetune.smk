@@ -1,16 +1,14 @@
-def finetune_source(wildcards):
-    """The pretrained source checkpoint (none for the from-scratch baseline)."""
-    if wildcards.strategy == "scratch":
-        return []
-    return f"models/{TRANSFER['source']}/{wildcards.model}/seed{wildcards.seed}/best.ckpt"
+_finetune = Stage("finetune", "data={dataset}", "model={model}", "finetune={strategy}", "finetune.shots={shots}",
+                  "seed={seed}")
 
 
 rule finetune:
     input:
-        source=finetune_source,
-        data="data/prepared/{dataset}",
-        conf="conf/finetune/{strategy}.yaml",
-        code="src/cnnlab/stages/finetune.py",
+        # the pretrained source checkpoint (none for the from-scratch baseline)
+        source=lambda w: [] if w.strategy == "scratch" else expand(
+            rules.train.output.best, dataset=TRANSFER["source"], model=w.model, seed=w.seed),
+        data=rules.prepare.output,
+        **_finetune.deps,
     output:
         best="models/{dataset}/{model}-ft-{strategy}/shots{shots}/seed{seed}/best.ckpt",
         metrics="models/{dataset}/{model}-ft-{strategy}/shots{shots}/seed{seed}/metrics.json",
@@ -18,18 +16,22 @@ rule finetune:
         "logs/finetune-{dataset}-{model}-{strategy}-shots{shots}-seed{seed}.log",
     benchmark:
         "logs/bench/finetune-{dataset}-{model}-{strategy}-shots{shots}-seed{seed}.tsv"
+    params:
+        args=_finetune.args,
+        sources=_finetune.sources,
     threads: 1
     shell:
-        "python -m cnnlab.stages.finetune data={wildcards.dataset} model={wildcards.model} "
-        "finetune={wildcards.strategy} finetune.shots={wildcards.shots} seed={wildcards.seed} "
-        "threads={threads}{OVERRIDES} > {log} 2>&1"
+        "python -m cnnlab.stages.finetune {params.args} threads={threads} > {log} 2>&1"
+
+
+_finetune_compare = Stage("finetune_compare", "data={dataset}", lambda w: f"model={TRANSFER['model']}")
 
 
 rule finetune_compare:
     input:
         runs=expand(rules.finetune.output.metrics, dataset=TRANSFER["target"], model=TRANSFER["model"],
                     strategy=TRANSFER["strategies"], shots=TRANSFER["shots"], seed=TRANSFER["seed"]),
-        code="src/cnnlab/stages/finetune_compare.py",
+        **_finetune_compare.deps,
     output:
         table="reports/finetune/{dataset}/table.md",
         comparison="reports/finetune/{dataset}/comparison.json",
@@ -37,5 +39,8 @@ rule finetune_compare:
         "logs/finetune_compare-{dataset}.log",
     benchmark:
         "logs/bench/finetune_compare-{dataset}.tsv"
+    params:
+        args=_finetune_compare.args,
+        sources=_finetune_compare.sources,
     shell:
-        "python -m cnnlab.stages.finetune_compare data={wildcards.dataset} model={TRANSFER[model]}{OVERRIDES} > {log} 2>&1"
+        "python -m cnnlab.stages.finetune_compare {params.args} > {log} 2>&1"

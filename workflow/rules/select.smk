@@ -1,8 +1,15 @@
+# Runs alone (threads: every core) so that the latency it measures on one pinned thread is not
+# shared with a parallel job.
+_select = Stage("select",
+                lambda w: f"select.metrics={hydra_list(expand(rules.evaluate.output.metrics, zip, **model_runs()))}",
+                lambda w: f"select.checkpoints={hydra_list(expand(rules.train.output.best, zip, **model_runs()))}")
+
+
 rule select:
     input:
-        metrics=expand(rules.evaluate.output.metrics, dataset=config["classify"], model=config["models"],
-                       seed=config["seeds"]),
-        code="src/cnnlab/stages/select.py",
+        metrics=expand(rules.evaluate.output.metrics, zip, **model_runs()),
+        ckpts=expand(rules.train.output.best, zip, **model_runs()),
+        **_select.deps,
     output:
         json="reports/selection/selection.json",
         table="reports/selection/selection.md",
@@ -11,6 +18,8 @@ rule select:
     benchmark:
         "logs/bench/select.tsv"
     params:
-        files=lambda wildcards, input: ",".join(input.metrics),
+        args=_select.args,
+        sources=_select.sources,
+    threads: workflow.cores
     shell:
-        "python -m cnnlab.stages.select 'select.metrics=[{params.files}]'{OVERRIDES} > {log} 2>&1"
+        "python -m cnnlab.stages.select {params.args} > {log} 2>&1"

@@ -1,8 +1,12 @@
+# resume=true: a job interrupted (kill, crash) continues from its .seed<n>.partial/last.ckpt on
+# the next run; with no partial run it trains from scratch.
+_train = Stage("train", "data={dataset}", "model={model}", "seed={seed}", train_overrides, "resume=true")
+
+
 rule train:
     input:
         data=rules.prepare.output,
-        conf=conf_files,
-        code="src/cnnlab/stages/train.py",
+        **_train.deps,
     output:
         best="models/{dataset}/{model}/seed{seed}/best.ckpt",
         last="models/{dataset}/{model}/seed{seed}/last.ckpt",
@@ -11,7 +15,9 @@ rule train:
         "logs/train-{dataset}-{model}-seed{seed}.log",
     benchmark:
         "logs/bench/train-{dataset}-{model}-seed{seed}.tsv"
+    params:
+        args=_train.args,
+        sources=_train.sources,
     threads: 1
     shell:
-        "python -m cnnlab.stages.train data={wildcards.dataset} model={wildcards.model} "
-        "seed={wildcards.seed} threads={threads}{OVERRIDES} > {log} 2>&1"
+        "python -m cnnlab.stages.train {params.args} threads={threads} > {log} 2>&1"

@@ -41,10 +41,10 @@ SPLIT_METHODS = {"course39": "course39 (from scratch)", "dlib_resnet": "dlib as 
 
 
 def compose(*overrides: str) -> DictConfig:
-    """The repository's Hydra config with ``overrides`` (face and encoder groups are in its defaults)."""
+    """The face stages' Hydra config (``conf/faces.yaml``) with ``overrides``."""
     from cnnlab.stages._app import compose as compose_config
 
-    return compose_config(*overrides)
+    return compose_config(*overrides, config_name="faces")
 
 
 def run_split(seed: int, work: Path, dlib_ckpt: Path) -> dict[str, dict[str, float]]:

@@ -46,7 +46,8 @@ def _copy(dst: Path) -> Path:
 
 
 def _git_dvc_init(root: Path, env: dict) -> None:
-    for cmd in (["git", "init", "-q"], [str(BIN / "dvc"), "init", "-q"], ["git", "add", "-A"],
+    dvc_init = [] if (root / ".dvc").is_dir() else [[str(BIN / "dvc"), "init", "-q"]]   # the repo is one already
+    for cmd in (["git", "init", "-q"], *dvc_init, ["git", "add", "-A"],
                 ["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "bench"]):
         _timed(cmd, root, env)
 
@@ -74,7 +75,10 @@ def measure(cores: int) -> dict:
         out["dvc_trivial_noop_s"] = min(_timed([str(BIN / "dvc"), "repro"], trivial, env) for _ in range(3))
         out["lenet5_test_acc"] = {p.parent.name: json.loads(p.read_text())["accuracy"]
                                   for p in sorted((repo / "reports/eval/digits/lenet5").glob("seed*/metrics.json"))}
-        out["faces"] = json.loads((repo / "reports/faces/comparison.json").read_text())["rows"]
+        from cnnlab.stages._app import compose
+
+        comparison = Path(compose(conf=repo / "conf", config_name="faces").face.paths.comparison) / "comparison.json"
+        out["faces"] = json.loads((repo / comparison).read_text())["rows"]
         out["jobs"] = sorted(((f.stem, float(f.read_text().splitlines()[1].split("\t")[0]))
                               for f in (repo / "logs/bench").glob("*.tsv")), key=lambda x: -x[1])
     return out

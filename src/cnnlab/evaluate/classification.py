@@ -59,12 +59,15 @@ def classification_metrics(pred: torch.Tensor, y: torch.Tensor, k: int) -> tuple
 
 
 def evaluate_checkpoint(ckpt: str | Path, prepared: str | Path, out_dir: str | Path, split: str = "test",
-                        batch_size: int = 256, latency_repeats: int = 20) -> dict[str, Any]:
+                        batch_size: int = 256, latency_repeats: int = 20,
+                        also: tuple[str, ...] = ("val",)) -> dict[str, Any]:
     """Evaluate ``ckpt`` on ``split`` and write the evaluation folder ``out_dir``.
 
     The checkpoint decides the input size and normalisation; the prepared folder's class list
     must match the checkpoint's. Latency is the median over ``latency_repeats`` single-image
     forward passes on this machine's CPU (batch 1: what a user of the model waits for).
+    Each split of ``also`` is scored too (``<split>_accuracy``, ``<split>_n``, ``<split>_errors``):
+    model selection reads the validation figures, never the test ones.
 
     Raises:
         ValueError: the data set's classes differ from the checkpoint's.
@@ -83,6 +86,11 @@ def evaluate_checkpoint(ckpt: str | Path, prepared: str | Path, out_dir: str | P
                    latency_ms_per_image=latency_ms(model, ds[0][0][None], latency_repeats),
                    num_params=sum(p.numel() for p in model.parameters()),
                    model_size_mb=model_bytes(model) / 2 ** 20)
+    for other in also:
+        o_probs, o_y = predict(model, DataLoader(dm.split(other), batch_size=batch_size))
+        o_pred = o_probs.argmax(1)
+        metrics.update({f"{other}_accuracy": float((o_pred == o_y).float().mean()), f"{other}_n": int(len(o_y)),
+                        f"{other}_errors": int((o_pred != o_y).sum())})
     wrong = (pred != y).nonzero().flatten()[:MAX_ERRORS_SHOWN].tolist()
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()

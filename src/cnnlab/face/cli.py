@@ -13,7 +13,7 @@ probe without a face is "no face found": ``identify`` answers "not recognised" (
 ``verify`` fails (exit 1). Of several faces, the largest is used.
 
 Defaults point at the default pipeline's outputs, read from the composed config
-``conf/config.yaml`` (``$CNNLAB_CONF`` if set; the default ``encoder`` group, the encoder best on
+``conf/faces.yaml`` (``$CNNLAB_CONF`` if set; the default ``encoder`` group, the encoder best on
 the validation people): the encoder ``face.paths.encoder``, the gallery ``face.paths.gallery`` and
 the threshold calibrated on ``face.calibrate.encodings``. ``enroll --encoder CKPT`` with another
 encoder writes under that encoder's own folder (``data/encodings/<name>/``) and takes τ from that
@@ -54,7 +54,7 @@ def _face_config(conf: Path) -> dict[str, Any]:
 
     from ..stages._app import compose
 
-    return OmegaConf.to_container(compose(conf=conf).face, resolve=True)
+    return OmegaConf.to_container(compose(conf=conf, config_name="faces").face, resolve=True)
 
 
 def _default(args: argparse.Namespace, attr: str, key: str) -> str:

@@ -7,7 +7,7 @@ training. Each encoder's numbers come from its own ``evaluate_faces`` run
 
 The comparison also names the encoder users should get by default: the best on the *validation*
 people (:func:`validation_best`; the test people never choose anything), and whether the configured
-default (``conf/config.yaml``'s ``encoder``, what ``cnnlab face`` and the face stages use) is it.
+default (``conf/faces.yaml``'s ``encoder``, what ``cnnlab face`` and the face stages use) is it.
 """
 
 from __future__ import annotations
@@ -64,13 +64,14 @@ def validation_best(encoders: dict[str, tuple[dict[str, Any], str]]) -> str:
 
 
 def compare(reports: Sequence[str | Path], kinds: Sequence[str], alignment: str | Path | None = None,
-            default: str | None = None) -> dict[str, Any]:
+            timings: str | Path | None = None, default: str | None = None) -> dict[str, Any]:
     """Gather the rows from ``evaluate_faces`` reports, and the validation-best encoder.
 
     Args:
         reports: ``metrics.json`` of each encoder's ``evaluate_faces`` run.
         kinds: each encoder's kind (``scratch``, ``pretrained`` or ``finetune``), same order.
-        alignment: ``alignment.json`` of the aligned identity split (detection rate, ms per face).
+        alignment: ``alignment.json`` of the aligned identity split (detection rate).
+        timings: the ``align_faces`` metrics file with its ms per face (read if it exists).
         default: the configured default encoder's name (recorded beside the choice).
 
     Raises:
@@ -95,6 +96,8 @@ def compare(reports: Sequence[str | Path], kinds: Sequence[str], alignment: str 
                          enc.get("val")))
         candidates[enc["name"]] = (enc.get("val") or {}, kind)
     align = json.loads(Path(alignment).read_text()) if alignment else None
+    if align is not None and timings is not None and Path(timings).is_file():
+        align["ms_per_face"] = json.loads(Path(timings).read_text())["ms_per_face"]
     best = validation_best(candidates)
     return {"split": first["split"], "rows": rows, "alignment": align,
             "default": {"validation_best": best, "configured": default,
@@ -122,21 +125,24 @@ def render(result: dict[str, Any]) -> str:
         "*ms / face*: CPU time to encode one aligned face image (decode, resize, normalise, forward; batches of "
         "32) for the encoders, and the projection alone for the baselines (their images already loaded).",
     ]
-    if align:
+    if align and "ms_per_face" in align:
         lines += ["", f"Every method sees the same aligned crops: detector `{align['detector']}` found a face in "
                       f"{align['detected']}/{align['images']} images; detection {align['ms_per_face']['detection']:.1f} "
                       f"ms and 5-point alignment {align['ms_per_face']['alignment']:.1f} ms per face, on top of "
                       "encoding."]
+    elif align:
+        lines += ["", f"Every method sees the same aligned crops: detector `{align['detector']}` found a face in "
+                      f"{align['detected']}/{align['images']} images."]
     choice = result.get("default")
     if choice:
         lines += ["", f"**Default encoder.** Best on the validation people (lowest EER, then rank-1, then TAR @ "
                       f"FAR 1 %; ties go to the encoder that needs no training): `{choice['validation_best']}`. "
-                      f"Configured default (`conf/config.yaml` `encoder`, used by the face stages and "
+                      f"Configured default (`conf/faces.yaml` `encoder`, used by the face stages and "
                       f"`cnnlab face`): `{choice['configured']}`"
                       + (" (not compared in this run)" if choice["configured_is_best"] is None else "")
                       + ("" if choice["configured_is_best"] in (None, True) else
                          " — **not the validation-best one**: set `encoder: "
-                         f"{choice['validation_best']}` in conf/config.yaml") + "."]
+                         f"{choice['validation_best']}` in conf/faces.yaml") + "."]
     lines += ["", "| group | method | rank-1 | EER | TAR @ FAR 1 % | ms / face | val rank-1 | val EER | detail |",
               "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in result["rows"]:

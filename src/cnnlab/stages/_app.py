@@ -111,6 +111,9 @@ def stage(fn: Callable[[DictConfig], Any] | None = None, *, config_name: str = "
             from ..tasks.config_check import check_seed
             from ..tasks.skeleton import Interrupted
 
+            from ..workflow_guard import watch_parent
+
+            watch_parent()      # under Snakemake: stop (SIGTERM) if the Snakemake run dies
             _sweep_paths(cfg)
             previous = signal.signal(signal.SIGTERM, _raise_interrupted)
             try:
@@ -210,7 +213,7 @@ def tracker(stage_name: str, cfg: DictConfig, **tags: Any):
 
     from ._sweep import ENV
 
-    base = {"dataset": cfg.data.name}
+    base = {"dataset": cfg.data.name} if "data" in cfg else {}
     tags = {k: v for k, v in {**base, **tags}.items() if v is not None}
     try:
         from hydra.core.hydra_config import HydraConfig

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from ._app import done, log, stage, tracker
 
 
-@stage
+@stage(config_name="faces")
 def main(cfg: DictConfig) -> None:
     import torch
 

@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 from ._app import done, log, stage, tracker
 
 
-@stage
+@stage(config_name="faces")
 def main(cfg: DictConfig) -> None:
     from ..face.embedder import checkpoint_hash, load_encoder
     from ..face.encodings import load_encodings

@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 from ._app import done, log, stage, tracker
 
 
-@stage
+@stage(config_name="faces")
 def main(cfg: DictConfig) -> None:
     from ..face.compare import compare, write_comparison
 
@@ -34,14 +34,14 @@ def main(cfg: DictConfig) -> None:
     alignment = Path(f.paths.identity_split) / "alignment.json"
     with tracker("compare_faces", cfg, dataset=Path(f.paths.identity_split).name) as t:
         result = compare(reports, list(encoders.values()), alignment if alignment.is_file() else None,
-                         default=f.encoder.name)
+                         f.paths.alignment_metrics, default=f.encoder.name)
         md, js = write_comparison(root, result)
         for r in result["rows"]:
             log.info("%-28s %-24s rank-1 %.3f  EER %.3f", r["group"], r["method"], r["rank1"], r["eer"])
         choice = result["default"]
         if choice["configured_is_best"] is False and f.encoder.name in encoders:
             log.warning("the configured default encoder %s is not the best on the validation people (%s): set "
-                        "`encoder: %s` in conf/config.yaml", f.encoder.name, choice["validation_best"],
+                        "`encoder: %s` in conf/faces.yaml", f.encoder.name, choice["validation_best"],
                         choice["validation_best"])
         else:
             log.info("best on the validation people: %s (configured default: %s)", choice["validation_best"],

@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 from ._app import done, log, stage, tracker
 
 
-@stage
+@stage(config_name="faces")
 def main(cfg: DictConfig) -> None:
     from ..face.encodings import encode_with_checkpoint, gallery_name, save_encodings
     from ..face.preprocess import recipe

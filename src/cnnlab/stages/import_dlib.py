@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from ._app import done, log, stage, tracker
 
 
-@stage
+@stage(config_name="faces")
 def main(cfg: DictConfig) -> None:
     from ..face.dlib_resnet import model_path
     from ..face.embedder import DLIB_ARCH, checkpoint_hash, pretrained_dlib_checkpoint

@@ -1,4 +1,5 @@
-"""Stage ``select``: every evaluation's metrics.json → the most accurate model under a latency budget."""
+"""Stage ``select``: the evaluations' validation accuracy + the checkpoints' measured latency → the
+most accurate model on the dev set within the latency budget, and that model's test score."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from ._app import done, log, stage, tracker
 
 @stage
 def main(cfg: DictConfig) -> None:
-    from ..evaluate.select import select_model, selection_markdown
+    from ..evaluate.select import checkpoint_latency_ms, select_model, selection_markdown
     from ..io import atomic_path
 
     s = cfg.select
@@ -19,17 +20,21 @@ def main(cfg: DictConfig) -> None:
         raise ValueError("select.metrics is empty: pass the evaluation metrics files, e.g. "
                          "'select.metrics=[reports/eval/digits/lenet5/seed0/metrics.json]'")
     with tracker("select", cfg) as t:
-        result = select_model(list(s.metrics), s.latency_budget_ms)
+        result = select_model(list(s.metrics), list(s.checkpoints), s.latency_budget_ms,
+                              latency=lambda c: checkpoint_latency_ms(c, s.latency_repeats))
         with atomic_path(s.out) as tmp:
             tmp.mkdir()
             import json
 
             (tmp / "selection.json").write_text(json.dumps(result, indent=2) + "\n")
             (tmp / "selection.md").write_text(selection_markdown(result))
-        log.info("selected %s (budget %.3f ms/image)", result["chosen"], s.latency_budget_ms)
-        t.set_tags({"chosen": result["chosen"]})
+        chosen = result["chosen"]
+        log.info("selected %s (budget %.3f ms/image)", chosen and chosen["checkpoint"], s.latency_budget_ms)
+        t.set_tags({"chosen": chosen["checkpoint"] if chosen else "none"})
         t.log_results({"n_candidates": len(result["candidates"]),
-                       "n_within_budget": sum(r["meets_budget"] for r in result["candidates"])})
+                       "n_within_budget": sum(r["meets_budget"] for r in result["candidates"]),
+                       **({"chosen_val_accuracy": chosen["val_accuracy"], "chosen_test_accuracy": chosen["test_accuracy"],
+                           "chosen_latency_ms": chosen["latency_ms"]} if chosen else {})})
         t.log_artifact(Path(s.out), "selection")
         wrote = s.out
         if result["chosen"]:

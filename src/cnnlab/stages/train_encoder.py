@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from ._app import done, log, stage, tracker
 
 
-@stage
+@stage(config_name="faces")
 def main(cfg: DictConfig) -> None:
     from ..face.train import fit_encoder
     from ..tasks.callbacks import MLflowMetrics
