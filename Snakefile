@@ -6,6 +6,10 @@ from cnnlab.workflow_guard import claim_workdir
 # when this Snakemake dies (cnnlab.workflow_guard).
 claim_workdir()
 
+# One MLflow parent run per invocation: every stage's run nests under it (cnnlab.track).
+import os as _os, time as _time
+_os.environ.setdefault("CNNLAB_PIPELINE_RUN", _time.strftime("%Y%m%d-%H%M%S") + f"-{_os.getpid()}")
+
 configfile: "workflow/config.yaml"
 configfile: "params.yaml"   # the knobs `dvc exp run -S` turns
 

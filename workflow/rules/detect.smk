@@ -1,26 +1,41 @@
 # Week 3, part 1 (cnnlab.detect): prepare the scenes → train / evaluate the localiser, the landmark
-# regressor and the sliding-window classifier. Stages read conf/detect.yaml (their own entry config).
+# regressor and the sliding-window classifier. Stages read conf/detect.yaml (their own entry config);
+# rules follow common.smk's convention (Stage objects: overrides as params, computed deps).
 DETECT_DATASETS = ["scenes"]
 DETECT_MODEL = "lenet5"          # backbone of the localiser and the landmark regressor
-DETECT_CONF = ["conf/detect.yaml", "conf/data/{dataset}.yaml", f"conf/model/{DETECT_MODEL}.yaml",
-               "conf/optim/adam.yaml", "conf/trainer/cpu.yaml"]
+
+_prepare_scenes = Stage("prepare", "data=scenes")
+
+
+def _detect(name, *overrides):
+    return Stage(name, "data={dataset}", *overrides, config_name="detect")
+
+
+_train_localiser = _detect("train_localiser", f"model={DETECT_MODEL}")
+_evaluate_localiser = _detect("evaluate_localiser", f"model={DETECT_MODEL}")
+_train_landmarks = _detect("train_landmarks", f"model={DETECT_MODEL}")
+_evaluate_landmarks = _detect("evaluate_landmarks", f"model={DETECT_MODEL}")
+_train_windows = _detect("train_windows")
+_evaluate_windows = _detect("evaluate_windows")
 
 
 rule prepare_scenes:
     input:
-        "data/raw/orl_faces",
-        "conf/config.yaml",
-        "conf/data/scenes.yaml",
-        "src/cnnlab/stages/prepare.py",
+        raw=by_content("data/raw/orl_faces"),
+        **_prepare_scenes.deps,
     output:
-        directory("data/prepared/scenes"),
+        directory(str(rules.prepare.output[0]).format(dataset=DETECT_DATASETS[0])),  # the scenes
     log:
         "logs/prepare-scenes.log",
     benchmark:
         "logs/bench/prepare-scenes.tsv"
+    params:
+        args=_prepare_scenes.args,
+        sources=_prepare_scenes.sources,
+        raw=lambda w: workflow_io.digest(["data/raw/orl_faces"]),
     threads: 1
     shell:
-        "python -m cnnlab.stages.prepare data=scenes{OVERRIDES} > {log} 2>&1"
+        "python -m cnnlab.stages.prepare {params.args} > {log} 2>&1"
 
 
 ruleorder: prepare_scenes > prepare
@@ -28,9 +43,8 @@ ruleorder: prepare_scenes > prepare
 
 rule train_localiser:
     input:
-        data="data/prepared/{dataset}",
-        conf=DETECT_CONF + ["conf/localiser/default.yaml"],
-        code="src/cnnlab/stages/train_localiser.py",
+        data=rules.prepare.output,
+        **_train_localiser.deps,
     output:
         best=f"models/{{dataset}}/localiser/{DETECT_MODEL}/best.ckpt",
         last=f"models/{{dataset}}/localiser/{DETECT_MODEL}/last.ckpt",
@@ -39,17 +53,19 @@ rule train_localiser:
         "logs/train_localiser-{dataset}.log",
     benchmark:
         "logs/bench/train_localiser-{dataset}.tsv"
+    params:
+        args=_train_localiser.args,
+        sources=_train_localiser.sources,
     threads: 1
     shell:
-        "python -m cnnlab.stages.train_localiser data={wildcards.dataset} model=" + DETECT_MODEL +
-        " threads={threads}{OVERRIDES} > {log} 2>&1"
+        "python -m cnnlab.stages.train_localiser {params.args} threads={threads} > {log} 2>&1"
 
 
 rule evaluate_localiser:
     input:
         ckpt=rules.train_localiser.output.best,
-        data="data/prepared/{dataset}",
-        code="src/cnnlab/stages/evaluate_localiser.py",
+        data=rules.prepare.output,
+        **_evaluate_localiser.deps,
     output:
         metrics="reports/detection/{dataset}/localiser/metrics.json",
         pictures="reports/detection/{dataset}/localiser/predictions.png",
@@ -58,17 +74,18 @@ rule evaluate_localiser:
         "logs/evaluate_localiser-{dataset}.log",
     benchmark:
         "logs/bench/evaluate_localiser-{dataset}.tsv"
+    params:
+        args=_evaluate_localiser.args,
+        sources=_evaluate_localiser.sources,
     threads: 1
     shell:
-        "python -m cnnlab.stages.evaluate_localiser data={wildcards.dataset} model=" + DETECT_MODEL +
-        " threads={threads}{OVERRIDES} > {log} 2>&1"
+        "python -m cnnlab.stages.evaluate_localiser {params.args} threads={threads} > {log} 2>&1"
 
 
 rule train_landmarks:
     input:
-        data="data/prepared/{dataset}",
-        conf=DETECT_CONF + ["conf/landmarks/default.yaml"],
-        code="src/cnnlab/stages/train_landmarks.py",
+        data=rules.prepare.output,
+        **_train_landmarks.deps,
     output:
         best=f"models/{{dataset}}/landmarks/{DETECT_MODEL}/best.ckpt",
         last=f"models/{{dataset}}/landmarks/{DETECT_MODEL}/last.ckpt",
@@ -77,17 +94,19 @@ rule train_landmarks:
         "logs/train_landmarks-{dataset}.log",
     benchmark:
         "logs/bench/train_landmarks-{dataset}.tsv"
+    params:
+        args=_train_landmarks.args,
+        sources=_train_landmarks.sources,
     threads: 1
     shell:
-        "python -m cnnlab.stages.train_landmarks data={wildcards.dataset} model=" + DETECT_MODEL +
-        " threads={threads}{OVERRIDES} > {log} 2>&1"
+        "python -m cnnlab.stages.train_landmarks {params.args} threads={threads} > {log} 2>&1"
 
 
 rule evaluate_landmarks:
     input:
         ckpt=rules.train_landmarks.output.best,
-        data="data/prepared/{dataset}",
-        code="src/cnnlab/stages/evaluate_landmarks.py",
+        data=rules.prepare.output,
+        **_evaluate_landmarks.deps,
     output:
         metrics="reports/detection/{dataset}/landmarks/metrics.json",
         pictures="reports/detection/{dataset}/landmarks/predictions.png",
@@ -96,17 +115,18 @@ rule evaluate_landmarks:
         "logs/evaluate_landmarks-{dataset}.log",
     benchmark:
         "logs/bench/evaluate_landmarks-{dataset}.tsv"
+    params:
+        args=_evaluate_landmarks.args,
+        sources=_evaluate_landmarks.sources,
     threads: 1
     shell:
-        "python -m cnnlab.stages.evaluate_landmarks data={wildcards.dataset} model=" + DETECT_MODEL +
-        " threads={threads}{OVERRIDES} > {log} 2>&1"
+        "python -m cnnlab.stages.evaluate_landmarks {params.args} threads={threads} > {log} 2>&1"
 
 
 rule train_windows:
     input:
-        data="data/prepared/{dataset}",
-        conf=DETECT_CONF + ["conf/windows/default.yaml"],
-        code="src/cnnlab/stages/train_windows.py",
+        data=rules.prepare.output,
+        **_train_windows.deps,
     output:
         best="models/{dataset}/windows/course/best.ckpt",
         last="models/{dataset}/windows/course/last.ckpt",
@@ -115,16 +135,19 @@ rule train_windows:
         "logs/train_windows-{dataset}.log",
     benchmark:
         "logs/bench/train_windows-{dataset}.tsv"
+    params:
+        args=_train_windows.args,
+        sources=_train_windows.sources,
     threads: 1
     shell:
-        "python -m cnnlab.stages.train_windows data={wildcards.dataset} threads={threads}{OVERRIDES} > {log} 2>&1"
+        "python -m cnnlab.stages.train_windows {params.args} threads={threads} > {log} 2>&1"
 
 
 rule evaluate_windows:
     input:
         ckpt=rules.train_windows.output.best,
-        data="data/prepared/{dataset}",
-        code="src/cnnlab/stages/evaluate_windows.py",
+        data=rules.prepare.output,
+        **_evaluate_windows.deps,
     output:
         metrics="reports/detection/{dataset}/windows/metrics.json",
         pictures="reports/detection/{dataset}/windows/boxes.png",
@@ -133,6 +156,9 @@ rule evaluate_windows:
         "logs/evaluate_windows-{dataset}.log",
     benchmark:
         "logs/bench/evaluate_windows-{dataset}.tsv"
+    params:
+        args=_evaluate_windows.args,
+        sources=_evaluate_windows.sources,
     threads: 1
     shell:
-        "python -m cnnlab.stages.evaluate_windows data={wildcards.dataset} threads={threads}{OVERRIDES} > {log} 2>&1"
+        "python -m cnnlab.stages.evaluate_windows {params.args} threads={threads} > {log} 2>&1"

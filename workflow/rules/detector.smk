@@ -8,25 +8,26 @@ DETECTION = config["detection"]
 
 wildcard_constraints:  # only conf/detector/ names, so reports/detection/<ds>/windows/ etc. stay issue 16's
     detector="|".join(sorted(os.path.basename(f)[:-5] for f in os.listdir("conf/detector") if f.endswith(".yaml"))),
-DETECTOR_BUDGET = (" " + DETECTION["budget"].strip()) if DETECTION["budget"].strip() else ""
+DETECTOR_BUDGET = DETECTION["budget"].split()   # Hydra overrides of the default DAG's training budget
+
+_train_detector = Stage("train_detector", "data={dataset}", "detector={detector}", "trainer.enable_progress_bar=false",
+                        *DETECTOR_BUDGET, config_name="detect")
+_evaluate_detector = Stage("evaluate_detector", "data={dataset}", "detector={detector}", config_name="detect")
+_compare_detectors = Stage("compare_detectors", "data={dataset}",
+                           lambda w: "compare.inputs=[" + ",".join(_compare_dirs(w)) + "]", config_name="detect")
 
 
-def detect_conf_files(wildcards):
-    """The Hydra files the detection stages compose (conf/detect.yaml and its chosen groups)."""
-    with open("conf/detect.yaml") as fh:
-        defaults = yaml.safe_load(fh)["defaults"]
-    choice = {k: v for d in defaults if isinstance(d, dict) for k, v in d.items() if "/" not in k and v}
-    choice["data"] = wildcards.dataset
-    if hasattr(wildcards, "detector"):
-        choice["detector"] = wildcards.detector
-    return ["conf/detect.yaml"] + [f"conf/{group}/{name}.yaml" for group, name in sorted(choice.items())]
+def _compare_dirs(wildcards):
+    """The evaluation folders compare_detectors tabulates: the sliding windows' and each detector's."""
+    return [os.path.dirname(m) for m in
+            [rules.evaluate_windows.output.metrics.format(dataset=wildcards.dataset),
+             *expand(rules.evaluate_detector.output.metrics, dataset=wildcards.dataset, detector=DETECTION["detectors"])]]
 
 
 rule train_detector:
     input:
         data=rules.prepare.output,
-        conf=detect_conf_files,
-        code="src/cnnlab/stages/train_detector.py",
+        **_train_detector.deps,
     output:
         best="models/detection/{dataset}/{detector}/best.ckpt",
         last="models/detection/{dataset}/{detector}/last.ckpt",
@@ -35,17 +36,19 @@ rule train_detector:
         "logs/train_detector-{dataset}-{detector}.log",
     benchmark:
         "logs/bench/train_detector-{dataset}-{detector}.tsv"
+    params:
+        args=_train_detector.args,
+        sources=_train_detector.sources,
     threads: 1
     shell:
-        "python -m cnnlab.stages.train_detector data={wildcards.dataset} detector={wildcards.detector} "
-        "threads={threads} trainer.enable_progress_bar=false{DETECTOR_BUDGET}{OVERRIDES} > {log} 2>&1"
+        "python -m cnnlab.stages.train_detector {params.args} threads={threads} > {log} 2>&1"
 
 
 rule evaluate_detector:
     input:
         ckpt=rules.train_detector.output.best,
         data=rules.prepare.output,
-        code="src/cnnlab/stages/evaluate_detector.py",
+        **_evaluate_detector.deps,
     output:
         metrics="reports/detection/{dataset}/{detector}/metrics.json",
         pr="reports/detection/{dataset}/{detector}/pr.png",
@@ -54,10 +57,12 @@ rule evaluate_detector:
         "logs/evaluate_detector-{dataset}-{detector}.log",
     benchmark:
         "logs/bench/evaluate_detector-{dataset}-{detector}.tsv"
+    params:
+        args=_evaluate_detector.args,
+        sources=_evaluate_detector.sources,
     threads: 1
     shell:
-        "python -m cnnlab.stages.evaluate_detector data={wildcards.dataset} detector={wildcards.detector} "
-        "threads={threads}{OVERRIDES} > {log} 2>&1"
+        "python -m cnnlab.stages.evaluate_detector {params.args} threads={threads} > {log} 2>&1"
 
 
 rule compare_detectors:
@@ -65,7 +70,7 @@ rule compare_detectors:
         windows=rules.evaluate_windows.output.metrics,  # issue 16's sliding windows (workflow/rules/detect.smk)
         metrics=lambda wildcards: expand(rules.evaluate_detector.output.metrics, dataset=wildcards.dataset,
                                          detector=DETECTION["detectors"]),
-        code="src/cnnlab/stages/compare_detectors.py",
+        **_compare_detectors.deps,
     output:
         table="reports/detection/{dataset}/compare/table.md",
         metrics="reports/detection/{dataset}/compare/metrics.json",
@@ -74,7 +79,7 @@ rule compare_detectors:
     benchmark:
         "logs/bench/compare_detectors-{dataset}.tsv"
     params:
-        dirs=lambda wildcards, input: ",".join(os.path.dirname(m) for m in [input.windows, *input.metrics]),
+        args=_compare_detectors.args,
+        sources=_compare_detectors.sources,
     shell:
-        "python -m cnnlab.stages.compare_detectors data={wildcards.dataset} "
-        "'compare.inputs=[{params.dirs}]'{OVERRIDES} > {log} 2>&1"
+        "python -m cnnlab.stages.compare_detectors {params.args} > {log} 2>&1"

@@ -2,23 +2,17 @@
 # The default DAG trains the course's U-Net on the scenes at a tiny size (config "segmentation");
 # the benchmark (python -m cnnlab.bench.segmentation) trains bigger.
 SEGMENT = config["segmentation"]
-SEGMENT_OVERRIDES = (" " + SEGMENT["overrides"].strip()) if SEGMENT["overrides"].strip() else ""
+SEGMENT_OVERRIDES = SEGMENT["overrides"].split()
 
-
-def segment_conf(wildcards):
-    """The Hydra files the segmentation stages compose (conf/segment.yaml and its defaults)."""
-    with open("conf/segment.yaml") as fh:
-        defaults = yaml.safe_load(fh)["defaults"]
-    choice = {k: v for d in defaults if isinstance(d, dict) for k, v in d.items() if "/" not in k and v}
-    choice.update(data=wildcards.dataset, model=wildcards.model)
-    return ["conf/segment.yaml"] + [f"conf/{group}/{name}.yaml" for group, name in sorted(choice.items())]
+_train_segmenter = Stage("train_segmenter", "data={dataset}", "model={model}", *SEGMENT_OVERRIDES, config_name="segment")
+_evaluate_segmenter = Stage("evaluate_segmenter", "data={dataset}", "model={model}", *SEGMENT_OVERRIDES,
+                            config_name="segment")
 
 
 rule train_segmenter:
     input:
         data=rules.prepare.output,
-        conf=segment_conf,
-        code="src/cnnlab/stages/train_segmenter.py",
+        **_train_segmenter.deps,
     output:
         best="models/segmentation/{dataset}/{model}/best.ckpt",
         last="models/segmentation/{dataset}/{model}/last.ckpt",
@@ -27,17 +21,19 @@ rule train_segmenter:
         "logs/train_segmenter-{dataset}-{model}.log",
     benchmark:
         "logs/bench/train_segmenter-{dataset}-{model}.tsv"
+    params:
+        args=_train_segmenter.args,
+        sources=_train_segmenter.sources,
     threads: 1
     shell:
-        "python -m cnnlab.stages.train_segmenter data={wildcards.dataset} model={wildcards.model} "
-        "threads={threads}{SEGMENT_OVERRIDES}{OVERRIDES} > {log} 2>&1"
+        "python -m cnnlab.stages.train_segmenter {params.args} threads={threads} > {log} 2>&1"
 
 
 rule evaluate_segmenter:
     input:
         ckpt=rules.train_segmenter.output.best,
         data=rules.prepare.output,
-        code="src/cnnlab/stages/evaluate_segmenter.py",
+        **_evaluate_segmenter.deps,
     output:
         metrics="reports/segmentation/{dataset}/{model}/metrics.json",
         confusion="reports/segmentation/{dataset}/{model}/confusion.png",
@@ -46,7 +42,9 @@ rule evaluate_segmenter:
         "logs/evaluate_segmenter-{dataset}-{model}.log",
     benchmark:
         "logs/bench/evaluate_segmenter-{dataset}-{model}.tsv"
+    params:
+        args=_evaluate_segmenter.args,
+        sources=_evaluate_segmenter.sources,
     threads: 1
     shell:
-        "python -m cnnlab.stages.evaluate_segmenter data={wildcards.dataset} model={wildcards.model} "
-        "threads={threads}{SEGMENT_OVERRIDES}{OVERRIDES} > {log} 2>&1"
+        "python -m cnnlab.stages.evaluate_segmenter {params.args} threads={threads} > {log} 2>&1"

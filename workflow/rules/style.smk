@@ -1,14 +1,14 @@
 # Neural style transfer: one small run in the default DAG (128 px, 40 Adam steps, the
 # random-weight multi-scale feature network: no download). `cnnlab style` for full-size runs.
 STYLE_PAIRS = [("chelsea", "flower")]
-STYLE_ARGS = "style.size=128 style.steps=40 style.lr=0.03 style.frame_every=10"
+STYLE_ARGS = ["style.size=128", "style.steps=40", "style.lr=0.03", "style.frame_every=10"]
+
+_style = Stage("style_transfer", "style.content={content}", "style.style={style}", *STYLE_ARGS, config_name="style")
 
 
 rule style_transfer:
     input:
-        conf=["conf/style.yaml", "conf/debug/tiny.yaml"],
-        code=["src/cnnlab/stages/style_transfer.py", "src/cnnlab/style/run.py", "src/cnnlab/style/transfer.py",
-              "src/cnnlab/style/costs.py", "src/cnnlab/style/features.py", "src/cnnlab/style/images.py"],
+        **_style.deps,
     output:
         panel="reports/style/{content}__{style}.png",
         result="reports/style/{content}__{style}.result.png",
@@ -22,7 +22,9 @@ rule style_transfer:
     wildcard_constraints:
         content="[A-Za-z0-9_]+",
         style="[A-Za-z0-9_]+",
+    params:
+        args=_style.args,
+        sources=_style.sources,
     threads: 1
     shell:
-        "python -m cnnlab.stages.style_transfer style.content={wildcards.content} style.style={wildcards.style} "
-        "{STYLE_ARGS} threads={threads}{OVERRIDES} > {log} 2>&1"
+        "python -m cnnlab.stages.style_transfer {params.args} threads={threads} > {log} 2>&1"

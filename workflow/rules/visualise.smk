@@ -6,17 +6,24 @@ VISUALISE = {
         data=expand(rules.prepare.output, dataset="digits"), split="/test"),
     (FACE_IDS, f"{next(iter(FACE_ENCODERS))}-ids"): dict(
         ckpt=[encoder_ckpt(next(iter(FACE_ENCODERS)), "ids")],
-        data=expand(rules.align_faces.output, face_ds=FACE_IDS), split=""),
+        data=expand(rules.align_faces.output.aligned, face_ds=FACE_IDS), split=""),
 }
+
+
+def _visualise_data(w):
+    return VISUALISE[(w.vds, w.vmodel)]["data"][0] + VISUALISE[(w.vds, w.vmodel)]["split"]
+
+
+_visualise = Stage("visualise", lambda w: f"visualise.model={VISUALISE[(w.vds, w.vmodel)]['ckpt'][0]}",
+                   lambda w: f"visualise.data={_visualise_data(w)}", "visualise.dataset={vds}",
+                   "visualise.name={vmodel}", config_name="visualise")
 
 
 rule visualise:
     input:
         ckpt=lambda w: VISUALISE[(w.vds, w.vmodel)]["ckpt"],
         data=lambda w: VISUALISE[(w.vds, w.vmodel)]["data"],
-        conf=["conf/visualise.yaml", "conf/debug/tiny.yaml"],
-        code=["src/cnnlab/stages/visualise.py", "src/cnnlab/inside/run.py", "src/cnnlab/inside/units.py",
-              "src/cnnlab/inside/receptive.py", "src/cnnlab/inside/gallery.py"],
+        **_visualise.deps,
     output:
         directory("reports/visualise/{vds}/{vmodel}"),
     log:
@@ -27,8 +34,8 @@ rule visualise:
         vds="|".join(sorted({k[0] for k in VISUALISE})),
         vmodel="|".join(sorted({k[1] for k in VISUALISE})),
     params:
-        data=lambda w, input: input.data[0] + VISUALISE[(w.vds, w.vmodel)]["split"],
+        args=_visualise.args,
+        sources=_visualise.sources,
     threads: 1
     shell:
-        "python -m cnnlab.stages.visualise visualise.model={input.ckpt} visualise.data={params.data} "
-        "visualise.dataset={wildcards.vds} visualise.name={wildcards.vmodel} threads={threads}{OVERRIDES} > {log} 2>&1"
+        "python -m cnnlab.stages.visualise {params.args} threads={threads} > {log} 2>&1"

@@ -111,7 +111,7 @@ def body(rows: list[dict], sliding: list[dict] | None, hand_iou: float, curve: d
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default="data/prepared/scenes", help="prepared scenes (python -m cnnlab.stages.prepare data=scenes)")
+    p.add_argument("--data", default=str(Path("data/prepared") / "scenes"), help="prepared scenes (python -m cnnlab.stages.prepare data=scenes)")
     p.add_argument("--epochs", type=int, default=30, help="training epochs of every detector (the same budget)")
     p.add_argument("--rcnn-mini-epochs", type=int, help="a smaller budget for R-CNN in miniature, whose "
                    "validation classifies every proposal one at a time (default: --epochs)")

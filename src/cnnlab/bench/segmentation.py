@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     from .report import write_section
 
     torch.set_num_threads(args.threads)
-    prepared = Path("data/prepared/scenes")
+    prepared = Path("data/prepared") / "scenes"  # the pipeline's (paths.prepared of data=scenes)
     if not (prepared / "dataset.json").is_file():
         from ..stages._app import compose
         from ..stages.prepare import run as prepare
