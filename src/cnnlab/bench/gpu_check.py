@@ -49,8 +49,9 @@ class ImageClock(L.Callback):
         self.seen += len(batch[0]) if isinstance(batch, (list, tuple)) else len(batch)
         self.end = now
 
-    def rate(self) -> float:
-        return self.seen / (self.end - self.start) if self.end else float("nan")
+    def rate(self) -> str:
+        """img/s formatted for the table; ``-`` when there was only one training batch to time."""
+        return f"{self.seen / (self.end - self.start):,.0f}" if self.end else "- (one batch)"
 
 
 def _trainer_overrides(args: argparse.Namespace, trainer: str = "gpu") -> list[str]:
@@ -95,12 +96,34 @@ def detection_smoke(args: argparse.Namespace, work: Path) -> list[list[str]]:
     cfg = compose(f"paths.prepared={data}", f"paths.localiser={work}/loc", f"paths.landmarks={work}/lm",
                   f"paths.windows={work}/win", *_trainer_overrides(args), f"localiser.max_epochs={epochs}",
                   f"landmarks.max_epochs={epochs}", f"windows.max_epochs={epochs}", config_name="detect")
-    rows = []
+    rows = detector_smoke(args, work, data)
     for task in ("localiser", "landmarks", "windows"):
         clock = ImageClock()
         metrics = train(cfg, task, callbacks=[clock])
-        rows.append([task, f"{clock.rate():,.0f}", f"{metrics['best_score']:.3g}" if metrics["best_score"] is not None
-                     else "-"])
+        score = metrics["best_score"]
+        rows.append([task, clock.rate(), "-" if score is None else f"{cfg[task].monitor} {score:.3g}"])
+    return rows
+
+
+def detector_smoke(args: argparse.Namespace, work: Path, data: Path) -> list[list[str]]:
+    """YOLO and Faster R-CNN (issue 17, ``cnnlab.detect.train``) on the same scenes, where present."""
+    import importlib.util
+
+    if importlib.util.find_spec("cnnlab.detect.train") is None:
+        print("gpu_check: no cnnlab.detect.train (issue 17's detectors) in this checkout: skipped", flush=True)
+        return []
+    from cnnlab.detect.train import train_detector
+    from cnnlab.stages._app import compose
+
+    rows = []
+    for kind in ("yolo", "faster_rcnn"):
+        cfg = compose(f"detector={kind}", f"paths.prepared={data}", f"paths.run={work}/{kind}",
+                      *_trainer_overrides(args), f"detector.epochs={1 if args.tiny else 3}", "num_workers=0",
+                      config_name="detect")
+        clock = ImageClock()
+        metrics = train_detector(cfg, callbacks=[clock])
+        score = metrics.get("best_score")
+        rows.append([f"detector={kind}", clock.rate(), "-" if score is None else f"mAP@0.5 {score:.3g}"])
     return rows
 
 
@@ -132,7 +155,7 @@ def unet_smoke(args: argparse.Namespace, work: Path) -> list[list[str]]:
                   config_name="segment")
     clock = ImageClock()
     metrics = fit(cfg, callbacks=[clock])
-    return [["unet", f"{clock.rate():,.0f}", f"{metrics['best_val_miou']:.3g}"]]
+    return [["unet", clock.rate(), f"val mIoU {metrics['best_val_miou']:.3g}"]]
 
 
 def style_smoke(args: argparse.Namespace, work: Path) -> list[list[str]]:
@@ -167,7 +190,7 @@ def ddp_smoke(args: argparse.Namespace, work: Path) -> list[list[str]]:
     clock = ImageClock()
     metrics = fit(cfg, callbacks=[clock])
     published = sorted(p.name for p in (work / "ddp").iterdir())
-    return [["classifier, trainer=ddp devices=1", f"{clock.rate():,.0f}", f"published {', '.join(published)}; "
+    return [["classifier, trainer=ddp devices=1", clock.rate(), f"published {', '.join(published)}; "
              f"val acc {metrics['best_val_acc']:.3f}"]]
 
 
