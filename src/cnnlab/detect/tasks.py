@@ -147,8 +147,11 @@ def build(cfg: DictConfig, task: str) -> tuple[L.LightningModule, CropData, dict
 
 def train(cfg: DictConfig, task: str, callbacks: Sequence[L.Callback] = ()) -> dict[str, Any]:
     """Seed, build, and train through :func:`cnnlab.tasks.skeleton.fit_and_publish`."""
+    from ..tasks.fit import warn_unused_speed
     from ..tasks.skeleton import fit_and_publish
 
+    # small crops held in host memory and small backbones: bf16 (trainer.precision) applies, the rest would not pay
+    warn_unused_speed(cfg, f"{task} training")
     L.seed_everything(cfg.seed, workers=True)
     module, data, facts = build(cfg, task)
     t = cfg[task]

@@ -6,6 +6,7 @@ import logging
 from typing import Any, Sequence
 
 import lightning as L
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..models import default_input_size
@@ -59,9 +60,15 @@ def fit(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, Any]
     from ..tasks.skeleton import fit_and_publish
     from .masks import ensure_prepared
 
+    from ..tasks.fit import speed_options, warn_unused_speed
+
     ensure_prepared(cfg)
+    # masks go through host DataLoader workers (paired augmentation); only the memory format applies
+    warn_unused_speed(cfg, "segmenter training", applied=("channels_last",))
     L.seed_everything(cfg.seed, workers=True)
     module, dm = build(cfg)
+    if speed_options(cfg)["channels_last"]:
+        module.model.to(memory_format=torch.channels_last)
     return fit_and_publish(cfg, module, dm, cfg.paths.run, monitor="val/miou", mode="max",
                            patience=cfg.segmenter.patience, callbacks=callbacks,
                            quiet_warnings=[".*does not have many workers.*"],

@@ -15,7 +15,7 @@ def style(args: argparse.Namespace) -> int:
     overrides = [f"style.{k}={v}" for k, v in (("size", args.size), ("steps", args.steps), ("alpha", args.alpha),
                                                 ("beta", args.beta), ("optimizer", args.optimizer), ("lr", args.lr),
                                                 ("network", args.network), ("weights", args.weights),
-                                                ("content_layer", args.content_layer)) if v is not None]
+                                                ("content_layer", args.content_layer), ("device", args.device)) if v is not None]
     if args.layers:
         overrides.append(f"style.style_layers=[{args.layers}]")
     cfg = to_dict(compose(*overrides, config_name="style"))["style"]
@@ -56,5 +56,6 @@ def add_style(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", help="torchvision-format VGG-19 weight file, for --network vgg19")
     p.add_argument("--optimizer", choices=["adam", "lbfgs"], help="default adam")
     p.add_argument("--lr", type=float, help="learning rate (default 0.01 for Adam, 1 for L-BFGS)")
+    p.add_argument("--device", help="cpu (default) | cuda[:N] | auto (CUDA when available)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=style)

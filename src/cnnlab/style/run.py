@@ -30,6 +30,20 @@ def settings(cfg: Mapping[str, Any], net: FeatureNet) -> Settings:
         steps=int(cfg.get("steps", 100)), frame_every=int(cfg.get("frame_every") or 0), seed=int(cfg.get("seed", 0)))
 
 
+def resolve_device(name: str | None) -> str:
+    """``style.device``: ``cpu``, ``cuda`` (``cuda:N``) or ``auto`` (CUDA when available)."""
+    import torch
+
+    name = str(name or "cpu")
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"style.device={name}: no CUDA device is available (use style.device=cpu)")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise ValueError(f"style.device must be cpu, cuda[:N] or auto, got {name!r}")
+    return name
+
+
 def outputs(out: str | Path, content: str, style: str) -> dict[str, Path]:
     """The files one transfer writes."""
     from .images import image_name
@@ -54,7 +68,8 @@ def run(cfg: Mapping[str, Any], files: Mapping[str, Path], on_step: Callable[[di
     content, style = load_pair(cfg["content"], cfg["style"], int(cfg.get("size", 256)))
     net = feature_net(cfg)
     s = settings(cfg, net)
-    result = transfer(content, style, net, s, on_step=on_step, progress=progress)
+    result = transfer(content, style, net, s, on_step=on_step, progress=progress,
+                      device=resolve_device(cfg.get("device")))
     title = (f"{net.name} features, {s.optimizer} × {s.steps} steps, α = {s.alpha:g}, β = {s.beta:g}, "
              f"content {s.content_layer}")
     if "panel" in files:

@@ -84,27 +84,28 @@ def _lbfgsb(G: torch.Tensor, evaluate: Callable, s: Settings, record: Callable[[
     seen: dict[str, np.ndarray] = {}
 
     def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
-        g = torch.from_numpy(x.astype(np.float32)).view(shape).requires_grad_(True)
+        g = torch.from_numpy(x.astype(np.float32)).view(shape).to(G.device).requires_grad_(True)
         J = evaluate(g)
         seen["x"] = x.copy()
-        return float(J.detach()), g.grad.double().flatten().numpy()
+        return float(J.detach()), g.grad.double().flatten().cpu().numpy()
 
     steps = [0]
 
     def callback(xk: np.ndarray) -> None:
         steps[0] += 1
         with torch.no_grad():
-            G.copy_(torch.from_numpy(xk.astype(np.float32)).view(shape))
+            G.copy_(torch.from_numpy(xk.astype(np.float32)).view(shape).to(G.device))
         if not np.array_equal(seen.get("x"), xk):  # the costs at the accepted point
             fun(xk)
         record(steps[0])
 
-    minimize(fun, G.detach().double().flatten().numpy(), jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * G.numel(),
+    minimize(fun, G.detach().double().flatten().cpu().numpy(), jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * G.numel(),
              callback=callback, options={"maxiter": s.steps, "maxcor": 50})
 
 
 def transfer(content: torch.Tensor, style: torch.Tensor, net: FeatureNet, s: Settings,
-             on_step: Callable[[dict[str, float]], None] | None = None, progress: bool = True) -> Result:
+             on_step: Callable[[dict[str, float]], None] | None = None, progress: bool = True,
+             device: str | torch.device = "cpu") -> Result:
     """Neural style transfer by gradient descent on the pixels, clipped to [0, 1] after every step.
 
     Adam: one update, then the clip; the costs recorded for step k are J at its start.
@@ -119,6 +120,8 @@ def transfer(content: torch.Tensor, style: torch.Tensor, net: FeatureNet, s: Set
         s: the settings.
         on_step: called after every step with ``{"step", "content", "style", "total"}`` (e.g. MLflow).
         progress: a tqdm bar with the current cost.
+        device: where the network and G live (e.g. ``"cuda"``); the returned images are on the CPU.
+            L-BFGS-B runs in SciPy on the host and moves G and its gradient across every evaluation.
 
     Raises:
         KeyError: a layer the network does not have.
@@ -128,11 +131,14 @@ def transfer(content: torch.Tensor, style: torch.Tensor, net: FeatureNet, s: Set
     layers = [s.content_layer, *s.style_layers]
     for layer in layers:
         net.resolve(layer)
+    device = torch.device(device)
+    net = net.to(device)
+    content, style = content.to(device), style.to(device)
     with torch.no_grad():
         a_C = net(content[None], [s.content_layer])[s.content_layer].detach()
         acts_S = net(style[None], list(s.style_layers))
         G_S = {layer: gram(a).detach() for layer, a in acts_S.items()}
-    G = initial_image(content, s.init, s.noise, s.seed)[None].requires_grad_(True)
+    G = initial_image(content.cpu(), s.init, s.noise, s.seed).to(device)[None].requires_grad_(True)
     last: dict[str, torch.Tensor] = {}
 
     def costs(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -148,7 +154,7 @@ def transfer(content: torch.Tensor, style: torch.Tensor, net: FeatureNet, s: Set
         last.update(content=Jc.detach(), style=Js.detach(), total=J.detach())
         return J
 
-    result = Result(G.detach()[0].clone())
+    result = Result(G.detach()[0].cpu().clone())
     if s.frame_every:
         result.frames.append((0, result.image))
     bar = tqdm(total=s.steps, desc=f"style transfer ({net.name}, {s.optimizer})", unit="step", disable=not progress)
@@ -161,7 +167,7 @@ def transfer(content: torch.Tensor, style: torch.Tensor, net: FeatureNet, s: Set
         if on_step is not None:
             on_step(row)
         if s.frame_every and (step % s.frame_every == 0 or step == s.steps):
-            result.frames.append((step, G.detach()[0].clone()))
+            result.frames.append((step, G.detach()[0].cpu().clone()))
 
     if s.optimizer == "adam":
         opt = torch.optim.Adam([G], lr=s.lr)
@@ -175,7 +181,7 @@ def transfer(content: torch.Tensor, style: torch.Tensor, net: FeatureNet, s: Set
     else:
         _lbfgsb(G, evaluate, s, record)
         if s.frame_every and result.frames[-1][0] != len(result.history):  # converged before s.steps
-            result.frames.append((len(result.history), G.detach()[0].clone()))
+            result.frames.append((len(result.history), G.detach()[0].cpu().clone()))
     bar.close()
-    result.image = G.detach()[0].clone()
+    result.image = G.detach()[0].cpu().clone()
     return result

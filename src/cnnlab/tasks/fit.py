@@ -56,15 +56,16 @@ def speed_options(cfg: DictConfig) -> dict[str, Any]:
     return {"channels_last": False, "compile": False, "data_on_device": False, "gpu_augment": None, **speed}
 
 
-def warn_unused_speed(cfg: DictConfig, stage: str) -> list[str]:
-    """Log a warning naming the ``trainer.speed`` options that are set but that ``stage`` does not apply.
+def warn_unused_speed(cfg: DictConfig, stage: str, applied: tuple[str, ...] = ()) -> list[str]:
+    """Log one warning naming the ``trainer.speed`` options that are set but that ``stage`` does not apply.
 
-    Only the ``train`` stage reads ``trainer.speed``; the others keep their data on the host.
+    The ``train`` stage applies them all; the others keep their data on the host and apply at
+    most the options named in ``applied`` (e.g. ``channels_last`` for a convolutional segmenter).
 
     Returns:
         The names of the ignored options (empty when none is set).
     """
-    ignored = sorted(k for k, v in speed_options(cfg).items() if v)
+    ignored = sorted(k for k, v in speed_options(cfg).items() if v and k not in applied)
     if ignored:
         log.warning("trainer.speed options %s do not apply to %s: ignored", ignored, stage)
     return ignored
