@@ -97,8 +97,11 @@ def train_detector(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dic
     ``metrics.json`` adds ``train_seconds`` (wall time of the fit) and, for YOLO, the anchors'
     mean best IoU on the training boxes (``anchor_mean_iou``).
     """
+    from ..tasks.fit import warn_unused_speed
     from ..tasks.skeleton import fit_and_publish
 
+    # bf16 and the device come from the Trainer; images stay on the host (variable box counts)
+    warn_unused_speed(cfg, f"{cfg.detector.kind} detector training")
     L.seed_everything(cfg.seed, workers=True)
     module, dm = build(cfg)
     start = time.perf_counter()
