@@ -15,7 +15,7 @@ from conftest import REPO, run, run_env, stage
 from PIL import Image
 
 from cnnlab.evaluate.benchmark import crop_embeddings
-from cnnlab.evaluate.face_benchmark import (EmbeddingEnsemble, encoder_checkpoints, face_scores, load_face_encoders,
+from cnnlab.face.benchmark import (EmbeddingEnsemble, encoder_checkpoints, face_scores, load_face_encoders,
                                             load_test_faces, publish_faces, run_face_benchmark)
 from cnnlab.evaluate.multicrop import CENTRE, FLIP, TEN
 from cnnlab.face.encoder import FaceEncoderModule

@@ -362,7 +362,7 @@ def exit_status(exc: BaseException | None) -> str:
     """The MLflow status of a run whose block ended with ``exc``: FINISHED, KILLED (a signal) or FAILED."""
     if exc is None:
         return "FINISHED"
-    from .tasks.skeleton import Interrupted
+    from .interrupts import Interrupted
 
     if isinstance(exc, (Interrupted, KeyboardInterrupt)):
         return "KILLED"

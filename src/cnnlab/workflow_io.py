@@ -296,7 +296,7 @@ def data_root(overrides: Sequence[str] = (), config_name: str = "config", conf: 
 
 @functools.lru_cache(maxsize=None)
 def _data_root(overrides: tuple[str, ...], config_name: str, conf: str) -> str | None:
-    from .stages._app import compose
+    from .config import compose
 
     data = compose(*overrides, conf=Path(conf), config_name=config_name).data
     return str(data.root) if data.get("source") == "folder" else None

@@ -52,7 +52,7 @@ def _face_config(conf: Path) -> dict[str, Any]:
     command asks for several defaults. Callers read the dict; they never change it."""
     from omegaconf import OmegaConf
 
-    from ..stages._app import compose
+    from ..config import compose
 
     return OmegaConf.to_container(compose(conf=conf, config_name="faces").face, resolve=True)
 

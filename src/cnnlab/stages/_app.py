@@ -13,6 +13,8 @@ from typing import Any, Callable
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from ..config import compose, conf_dir, to_dict  # noqa: F401  (re-exported: stages and benchmarks use them)
+
 log = logging.getLogger("cnnlab")
 
 # Main options of every stage, after its own description in ``--help`` (conf/hydra/help/stage.yaml).
@@ -50,32 +52,6 @@ if not OmegaConf.has_resolver("cnnlab_help"):
     OmegaConf.register_new_resolver("cnnlab_help", stage_help)
 
 
-def conf_dir() -> Path:
-    """The Hydra config folder: ``$CNNLAB_CONF`` or ``./conf`` (the repository's)."""
-    path = Path(os.environ.get("CNNLAB_CONF", "conf")).resolve()
-    if not (path / "config.yaml").is_file():
-        sys.exit(f"cnnlab: no Hydra config at {path}/config.yaml; run from the repository root "
-                 f"or set CNNLAB_CONF")
-    return path
-
-
-def compose(*overrides: str, conf: Path | None = None, config_name: str = "config") -> DictConfig:
-    """The repository's Hydra config (``conf/config.yaml`` with its defaults) and ``overrides``.
-
-    What a stage would see, for code that is not a stage (the ``cnnlab`` CLI, benchmarks).
-
-    Args:
-        *overrides: Hydra override strings, e.g. ``"encoder=dlib_resnet"``.
-        conf: the config folder; default :func:`conf_dir`.
-        config_name: the entry-point config (``config`` or a stage family's own, e.g. ``detect``).
-    """
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(conf or conf_dir()), version_base="1.3"):
-        return hydra_compose(config_name=config_name, overrides=list(overrides))
-
-
 def stage(fn: Callable[[DictConfig], Any] | None = None, *, config_name: str = "config",
           recorded_data: bool = True) -> Any:
     """Wrap a stage function as a Hydra app reading ``conf/<config_name>.yaml``.
@@ -109,7 +85,7 @@ def stage(fn: Callable[[DictConfig], Any] | None = None, *, config_name: str = "
             from ..checkpoint import plain
             from ..data.images import DataError
             from ..tasks.config_check import check_seed
-            from ..tasks.skeleton import Interrupted
+            from ..interrupts import Interrupted
 
             from ..workflow_guard import watch_parent
 
@@ -156,7 +132,7 @@ def stage_name(fn: Callable[..., Any]) -> str:
 
 def _raise_interrupted(signum: int, frame: Any) -> None:
     """SIGTERM outside training (which handles it itself, at a batch boundary): stop now, loudly."""
-    from ..tasks.skeleton import Interrupted
+    from ..interrupts import Interrupted
 
     raise Interrupted(signum, f"stopped by {signal.Signals(signum).name}; nothing was published")
 
@@ -169,11 +145,6 @@ def _sweep_paths(cfg: DictConfig) -> None:
     hc = HydraConfig.get()
     if hc.mode == RunMode.MULTIRUN and hc.job.override_dirname and "run" in cfg.paths:
         OmegaConf.update(cfg, "paths.run", f"{cfg.paths.run}/{hc.job.override_dirname}")
-
-
-def to_dict(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved config as plain Python types (for MLflow params and checkpoints)."""
-    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
 
 
 # Overrides already in a run's name (or that never differ in meaning): left out of it.

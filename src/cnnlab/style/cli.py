@@ -9,7 +9,7 @@ from ..inside.cli import _fail
 
 def style(args: argparse.Namespace) -> int:
     """Neural style transfer of the user's (or built-in) images; ``-o`` gets G, beside it C | S | G and the losses."""
-    from ..stages._app import compose, to_dict
+    from ..config import compose, to_dict
     from .run import run
 
     overrides = [f"style.{k}={v}" for k, v in (("size", args.size), ("steps", args.steps), ("alpha", args.alpha),

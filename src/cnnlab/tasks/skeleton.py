@@ -55,6 +55,7 @@ from .callbacks import History
 from .checkpointing import BestCheckpoint, LastCheckpoint, PortableCheckpointIO, RngState
 from .config_check import check_call, check_training_config
 from .fit import is_launch_rank_zero, trainer_config
+from ..interrupts import Interrupted  # noqa: F401  (raised here; re-exported for callers)
 
 log = logging.getLogger(__name__)
 
@@ -63,20 +64,6 @@ CONFIG_RECORD = "config.json"
 # Keys that may differ between an interrupted run and the run that resumes it (results do not
 # depend on them: training loaders seed per sample, see cnnlab.data.seeded).
 _RESUME_FREE = ("resume", "threads", "num_workers", "mlflow")
-
-
-class Interrupted(RuntimeError):
-    """Training stopped on a signal; the partial folder is kept for ``resume=true``.
-
-    Attributes:
-        signum: the signal (``signal.SIGTERM`` or ``signal.SIGINT``).
-        exit_code: the conventional status for it, 128 + signum.
-    """
-
-    def __init__(self, signum: int, message: str):
-        super().__init__(message)
-        self.signum = signum
-        self.exit_code = 128 + int(signum)
 
 
 def partial_dir(out: str | Path) -> Path:

@@ -36,14 +36,14 @@ from torchvision.transforms import v2
 
 from ..bench.report import DEFAULT_PATH, write_section
 from ..data.images import load_image
-from ..face.embedder import load_encoder
-from ..face.encodings import encoder_input, image_transform
-from ..face.evaluate import load_splits
-from ..face.metrics import one_shot_rank1, verification_metrics, verification_pairs
-from .benchmark import (REFERENCES, add_multipliers, cost_cells, crop_embeddings, face_crop_grid,
+from .embedder import load_encoder
+from .encodings import encoder_input, image_transform
+from .evaluate import load_splits
+from .metrics import one_shot_rank1, verification_metrics, verification_pairs
+from ..evaluate.benchmark import (REFERENCES, add_multipliers, cost_cells, crop_embeddings, face_crop_grid,
                         write_outputs)
-from .ensemble import check_compatible
-from .multicrop import CENTRE, Crop, resize_for_crops
+from ..evaluate.ensemble import check_compatible
+from ..evaluate.multicrop import CENTRE, Crop, resize_for_crops
 
 # What encoders must share to embed the same image tensors into comparable vectors.
 ENCODER_KEYS = ("embedding_dim", "input_size", "in_chans", "normalization")
