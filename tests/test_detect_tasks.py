@@ -87,8 +87,12 @@ def test_cli_detect_refuses_bad_input_and_writes_nothing(trained, tmp_path, caps
     out = tmp_path / "out"
     assert main(["detect", str(not_image), "--model", str(tmp / "win" / "best.ckpt"), "--out-dir", str(out)]) == 1
     assert "notes.png: cannot read image" in capsys.readouterr().err
-    # a localiser checkpoint is not a sliding-window classifier
-    assert main(["detect", str(image), "--model", str(tmp / "loc" / "best.ckpt"), "--out-dir", str(out)]) == 1
+    # a localiser checkpoint is not a sliding-window classifier (asked for), nor any detector (auto)
+    assert main(["detect", str(image), "--method", "sliding", "--model", str(tmp / "loc" / "best.ckpt"),
+                 "--out-dir", str(out)]) == 1
     assert "not a cnnlab windows checkpoint" in capsys.readouterr().err
+    assert main(["detect", str(image), "--model", str(tmp / "loc" / "best.ckpt"), "--out-dir", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "not a cnnlab detector checkpoint" in err and "train_windows checkpoint" in err
     assert main(["detect", str(image), "--model", str(tmp / "missing.ckpt"), "--out-dir", str(out)]) == 1
     assert not out.exists()

@@ -57,7 +57,8 @@ def trained(tmp_path_factory):
 
 def test_training_publishes_a_checkpoint_that_learned(trained):
     tmp, metrics, _ = trained
-    assert {p.name for p in (tmp / "run").iterdir()} == {"best.ckpt", "last.ckpt", "metrics.json"}
+    assert {p.name for p in (tmp / "run").iterdir()} == {"best.ckpt", "last.ckpt", "metrics.json", "history.csv",
+                                                       "learning_curves.png"}
     assert metrics["epochs"] == 8 and metrics["best_val_miou"] > 0.5  # chance is ~1/3
     ckpt = torch.load(tmp / "run" / "best.ckpt", weights_only=True, map_location="cpu")
     assert ckpt["hyper_parameters"]["classes"] == ["ground", "brick", "ball"]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from .module import DetectorModule
 
 
@@ -21,24 +19,20 @@ def load_detector(path: str | Path) -> DetectorModule:
     """Rebuild a trained detector (eval mode) from its checkpoint.
 
     Raises:
-        FileNotFoundError: no such file.
-        ValueError: the file is not a checkpoint, pickles arbitrary objects, or is not a detector's
-            (e.g. an image classifier's checkpoint).
+        cnnlab.checkpoint.CheckpointMissing: no such file (a ``FileNotFoundError``).
+        cnnlab.checkpoint.CheckpointError: truncated, refused (pickles objects), or not a detector's
+            (e.g. an image classifier's checkpoint) (a ``ValueError``).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path}: not a loadable checkpoint (weights_only=True): {str(err).splitlines()[0]}") from err
-    hp = dict(ckpt.get("hyper_parameters") or {}) if isinstance(ckpt, dict) else {}
+    from ..checkpoint import CheckpointMismatch, load_weights, read_lightning
+
+    ckpt = read_lightning(path, "detector checkpoint")
+    hp = dict(ckpt["hyper_parameters"])
     kind = hp.pop("kind", None)
     known = families()
-    if kind not in known or "state_dict" not in ckpt:
+    if kind not in known:
         what = f"a classifier of {hp['arch']!r}" if "arch" in hp else "no detector"
-        raise ValueError(f"{path}: not a cnnlab detector checkpoint ({what}; expected hyper_parameters.kind "
-                         f"in {sorted(known)})")
+        raise CheckpointMismatch(f"{path}: not a cnnlab detector checkpoint ({what}; expected hyper_parameters.kind "
+                                 f"in {sorted(known)})")
     module = known[kind](**hp)
-    module.load_state_dict(ckpt["state_dict"])
+    load_weights(module, ckpt["state_dict"], f"{path}: its weights")
     return module.eval()

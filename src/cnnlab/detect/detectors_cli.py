@@ -32,19 +32,15 @@ def detector_kind(ckpt: str | Path, method: str) -> str:
         DetectError: ``method`` names a detector family the checkpoint is not, or the checkpoint is
             neither a detector's nor a sliding-window classifier's (e.g. an image classifier's).
     """
-    import torch
+    from ..checkpoint import read
 
     from .checkpoint import families, load_detector
 
     if method == "sliding":
         return method
     path = Path(ckpt)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        hp = torch.load(path, map_location="cpu", weights_only=True).get("hyper_parameters") or {}
-    except Exception:  # load_detector words the refusal
-        hp = {}
+    obj = read(path, "detector checkpoint")  # missing, truncated, refused: one-line errors
+    hp = (obj.get("hyper_parameters") or {}) if isinstance(obj, dict) else {}
     kind = hp.get("kind")
     if kind in families():
         if method not in ("auto", kind):

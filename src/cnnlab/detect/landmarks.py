@@ -17,9 +17,9 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn as nn
-from hydra.utils import instantiate
 
 from ..models import create_model
+from ..tasks.schedules import configure_optimizers
 
 
 def interocular(marks: np.ndarray) -> np.ndarray:
@@ -92,5 +92,4 @@ class LandmarkRegressor(L.LightningModule):
         return self._step(batch, "val")
 
     def configure_optimizers(self):
-        cfg = self.hparams.optim or {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3}
-        return instantiate(cfg)(self.parameters())
+        return configure_optimizers(self.parameters(), self.hparams.optim)

@@ -21,9 +21,9 @@ import lightning as L
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from hydra.utils import instantiate
 
 from ..models import create_model
+from ..tasks.schedules import configure_optimizers
 
 LOSSES = ("course", "logistic")
 
@@ -124,5 +124,4 @@ class Localiser(L.LightningModule):
         return self._step(batch, "val")
 
     def configure_optimizers(self):
-        cfg = self.hparams.optim or {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3}
-        return instantiate(cfg)(self.parameters())
+        return configure_optimizers(self.parameters(), self.hparams.optim)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
 
 from .metrics import coco_target, metric
+from ..tasks.schedules import configure_optimizers
 
 
 class DetectorModule(L.LightningModule):
@@ -49,9 +49,4 @@ class DetectorModule(L.LightningModule):
         del self.val_map
 
     def configure_optimizers(self):
-        cfg = self.hparams.optim or {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3}
-        optimizer = instantiate(cfg)(self.parameters())
-        if not self.hparams.get("scheduler"):
-            return optimizer
-        scheduler = instantiate(self.hparams.scheduler)(optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return configure_optimizers(self.parameters(), self.hparams.optim, self.hparams.get("scheduler"))

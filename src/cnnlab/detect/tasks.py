@@ -14,7 +14,6 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -22,6 +21,7 @@ from ..data.images import DataError
 from .crops import Crops, normalisation, object_crops, to_tensor
 from .data import read_meta
 from .windows import WindowClassifier
+from ..tasks.schedules import configure_optimizers
 
 TASKS = ("localiser", "landmarks", "windows")
 
@@ -54,8 +54,7 @@ class WindowTask(L.LightningModule):
         return self._step(batch, "val")
 
     def configure_optimizers(self):
-        cfg = self.hparams.optim or {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3}
-        return instantiate(cfg)(self.parameters())
+        return configure_optimizers(self.parameters(), self.hparams.optim)
 
 
 def input_size(cfg: DictConfig, task: str) -> int:
@@ -175,19 +174,15 @@ def load(path: str | Path, task: str) -> L.LightningModule:
     """
     import importlib
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path}: refused to load (weights_only=True): {str(err).splitlines()[0]}") from err
-    hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
+    from ..checkpoint import CheckpointMismatch, load_weights, read_lightning
+
+    ckpt = read_lightning(path, f"{task} checkpoint")
+    hp = dict(ckpt["hyper_parameters"])
     mod, cls = MODULES[task].split(":")
     Cls = getattr(importlib.import_module(mod), cls)
     want = set(__import__("inspect").signature(Cls.__init__).parameters) - {"self"}
-    if not hp or not set(hp) <= want or "normalization" not in hp:
-        raise ValueError(f"{path}: not a cnnlab {task} checkpoint (hyper-parameters {sorted(hp or {})})")
+    if not set(hp) <= want or "normalization" not in hp:
+        raise CheckpointMismatch(f"{path}: not a cnnlab {task} checkpoint (hyper-parameters {sorted(hp)})")
     module = Cls(**hp)
-    module.load_state_dict(ckpt["state_dict"])
+    load_weights(module, ckpt["state_dict"], f"{path}: its weights")
     return module.eval()

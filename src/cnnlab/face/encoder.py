@@ -7,11 +7,11 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from hydra.utils import instantiate
 
 from .embedder import DLIB_ARCH, Embedder, build_embedder, checkpoint_hash, load_encoder  # noqa: F401  (re-exported)
 from .losses import MINERS, SiameseHead, TripletLoss, binary_pair_loss
 from .metrics import one_shot_rank1, verification_metrics, verification_pairs
+from ..tasks.schedules import configure_optimizers
 
 
 OBJECTIVES = ("triplet", "binary")
@@ -151,9 +151,4 @@ class FaceEncoderModule(L.LightningModule):
         return {"rank1": one_shot_rank1(e, y), "eer": ver["eer"], "auc": ver["auc"], "loss": float(loss)}
 
     def configure_optimizers(self):
-        cfg = self.hparams.optim or {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3}
-        optimizer = instantiate(cfg)([p for p in self.parameters() if p.requires_grad])
-        if not self.hparams.scheduler:
-            return optimizer
-        scheduler = instantiate(self.hparams.scheduler)(optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return configure_optimizers([p for p in self.parameters() if p.requires_grad], self.hparams.optim, self.hparams.scheduler)

@@ -9,12 +9,12 @@ import lightning as L
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from hydra.utils import instantiate
 from torchmetrics.classification import MulticlassJaccardIndex
 
 from ..models import create_model, get_entry
 from .data import IGNORE
 from .losses import segmentation_loss
+from ..tasks.schedules import configure_optimizers
 
 
 def center_crop_target(target: torch.Tensor, hw: Sequence[int]) -> torch.Tensor:
@@ -94,12 +94,7 @@ class Segmenter(L.LightningModule):
         return self._step(batch, "val")
 
     def configure_optimizers(self):
-        cfg = self.hparams.optim or {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3}
-        optimizer = instantiate(cfg)(self.parameters())
-        if not self.hparams.scheduler:
-            return optimizer
-        scheduler = instantiate(self.hparams.scheduler)(optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return configure_optimizers(self.parameters(), self.hparams.optim, self.hparams.scheduler)
 
 
 def load_segmenter(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
@@ -109,21 +104,15 @@ def load_segmenter(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         ``(model in eval mode, hyper-parameters)``.
 
     Raises:
-        FileNotFoundError: no such file.
-        ValueError: not a cnnlab segmenter checkpoint, or it pickles arbitrary objects.
+        cnnlab.checkpoint.CheckpointMissing: no such file (a ``FileNotFoundError``).
+        cnnlab.checkpoint.CheckpointError: truncated, refused (pickles objects), or not a cnnlab
+            segmenter checkpoint (a ``ValueError``).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path}: refused to load (weights_only=True): {err}") from err
-    hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
-    if not hp or "arch" not in hp or "image_size" not in hp or "state_dict" not in ckpt:
-        raise ValueError(f"{path}: not a cnnlab segmenter checkpoint (train one with cnnlab.stages.train_segmenter)")
+    from ..checkpoint import load_weights, read_lightning, sub_state
+
+    ckpt = read_lightning(path, "segmenter checkpoint", requires=("arch", "image_size", "classes", "in_chans"))
+    hp = ckpt["hyper_parameters"]
     model = create_model(hp["arch"], num_classes=len(hp["classes"]), in_chans=hp["in_chans"],
                          **(hp.get("model_kwargs") or {}))
-    state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    model.load_state_dict(state)
+    load_weights(model, sub_state(ckpt["state_dict"], "model."), f"{path}: its weights")
     return model.eval(), dict(hp)

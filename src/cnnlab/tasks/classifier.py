@@ -9,12 +9,12 @@ import lightning as L
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from hydra.utils import instantiate
 from torchmetrics.classification import MulticlassAccuracy
 
 from ..checkpoint import check_state_dict, read_lightning, sub_state
 from ..models import create_model
 from .init import apply_init
+from .schedules import configure_optimizers
 
 
 class Classifier(L.LightningModule):
@@ -74,12 +74,7 @@ class Classifier(L.LightningModule):
         return self._step(batch, "test", self.test_acc)
 
     def configure_optimizers(self):
-        cfg = self.hparams.optim or {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3}
-        optimizer = instantiate(cfg)(self.parameters())
-        if not self.hparams.scheduler:
-            return optimizer
-        scheduler = instantiate(self.hparams.scheduler)(optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return configure_optimizers(self.parameters(), self.hparams.optim, self.hparams.scheduler)
 
 
 def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:

@@ -44,3 +44,22 @@ def inverse_time(optimizer: torch.optim.Optimizer, decay_rate: float) -> LambdaL
     if decay_rate < 0:
         raise ValueError(f"scheduler.decay_rate must be >= 0, got {decay_rate}")
     return LambdaLR(optimizer, InverseTimeDecay(float(decay_rate)))
+
+
+DEFAULT_OPTIM = {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3}
+
+
+def configure_optimizers(params, optim: dict | None, scheduler: dict | None = None):
+    """What every task's ``LightningModule.configure_optimizers`` returns.
+
+    Args:
+        params: the parameters to optimise (e.g. only those with ``requires_grad``).
+        optim: a ``conf/optim`` node (``_partial_: true``); ``None``: Adam at 1e-3.
+        scheduler: a ``conf/scheduler`` node (``_partial_: true``), stepped once per epoch; or ``None``.
+    """
+    from hydra.utils import instantiate
+
+    optimizer = instantiate(optim or DEFAULT_OPTIM)(params)
+    if not scheduler:
+        return optimizer
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": instantiate(scheduler)(optimizer), "interval": "epoch"}}
