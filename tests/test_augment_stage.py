@@ -16,6 +16,7 @@ from cnnlab.augment import fit_pca_colour, load_pca_colour
 from cnnlab.augment.materialise import materialise
 from cnnlab.augment.pca import prepared_images
 from cnnlab.data.prepare import SplitConfig, prepare_dataset
+from cnnlab.track import list_artifacts
 
 CLASSES = ("cat", "dog", "owl")
 
@@ -104,7 +105,7 @@ def test_stage_end_to_end(tiny_rgb, tmp_path):
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     assert runs[0].data.tags["augment"] == "heavy" and runs[0].data.tags["dataset"] == "tiny"
     assert runs[0].data.params["n_train"] == "48"  # a fact: a param
-    assert {a.path for a in client.list_artifacts(runs[0].info.run_id)} >= {"preview.png", "pca_colour.json"}
+    assert set(list_artifacts(client.tracking_uri, runs[0].info.run_id)) >= {"preview.png", "pca_colour.json"}
 
 
 def test_k_zero_writes_only_the_decomposition_and_preview(tiny_rgb, tmp_path, hydra_cfg):

@@ -15,6 +15,7 @@ from cnnlab.evaluate.benchmark import (LiveBytes, accuracy, face_crop_grid, gain
                                        peak_memory_bytes, publish, run_benchmark)
 from cnnlab.evaluate.ensemble import load_ensemble
 from cnnlab.evaluate.multicrop import CENTRE, FLIP, TEN, MultiCropPredictor, multicrop_embed
+from cnnlab.track import list_artifacts
 
 
 @pytest.fixture(autouse=True)
@@ -131,7 +132,7 @@ def test_benchmark_stage_end_to_end(tmp_path: Path, tiny_digits: Path, hydra_cfg
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     assert runs[0].data.metrics["ensemble.ten.acc"] == pytest.approx(m["ensemble.ten.acc"])
     assert runs[0].data.tags["seeds"] == "0,1" and runs[0].data.params["benchmark.resize"] == "1.143"
-    arts = {a.path for a in client.list_artifacts(runs[0].info.run_id, "benchmark")}
+    arts = set(list_artifacts(client.tracking_uri, runs[0].info.run_id, "benchmark"))
     assert {"benchmark/table.md", "benchmark/metrics.json"} <= arts
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BIN, run, run_env
+from cnnlab.track import list_artifacts
 
 # Tiny versions of the default pipeline: every stage type, fewer jobs.
 # Faces: from scratch, and dlib imported then fine-tuned (head); test_face_stages covers the rest.
@@ -83,7 +84,7 @@ def test_snakemake_pipeline_then_noop_rerun(repo_copy: Path):
     assert len(client.get_metric_history(train.info.run_id, "val/acc")) == 2  # one point per epoch
     ev = by_stage["evaluate"][0]
     assert "accuracy" in ev.data.metrics
-    artifacts = {a.path for a in client.list_artifacts(ev.info.run_id, "eval")}
+    artifacts = set(list_artifacts(client.tracking_uri, ev.info.run_id, "eval"))
     assert {"eval/confusion.png", "eval/metrics.json", "eval/predictions.csv"} <= artifacts
 
 

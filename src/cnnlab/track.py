@@ -87,6 +87,24 @@ def artifact_root(uri: str) -> Path | None:
     return Path(configured) if configured else Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts"
 
 
+def list_artifacts(uri: str, run_id: str, path: str | None = None) -> list[str]:
+    """The artifact paths directly under ``path`` of a run, as ``MlflowClient.list_artifacts`` gives them.
+
+    A sqlite store's ``mlflow-artifacts:`` locations are served only by ``mlflow server``; without
+    one, MLflow's client cannot list them, so they are read from :func:`artifact_root` here.
+    """
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    location = client.get_run(run_id).info.artifact_uri
+    root = artifact_root(uri)
+    if root is None or not location.startswith(PROXY):
+        return [a.path for a in client.list_artifacts(run_id, path)]
+    base = root / location.removeprefix(PROXY).lstrip("/")
+    folder = base / path if path else base
+    return sorted(str(p.relative_to(base)) for p in folder.iterdir()) if folder.is_dir() else []
+
+
 def ui_url(uri: str, experiment_id: str, run_id: str) -> str | None:
     """The run's page in the MLflow UI when the store is a server (None for a local store)."""
     if uri.startswith(("http://", "https://")):
