@@ -15,6 +15,8 @@ OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((REPO / "conf" / g).glob(
 # Groups only a stage family's entry config uses (conf/segment.yaml's segmenter) are added with "+".
 _DEFAULTS = {k for d in yaml.safe_load((REPO / "conf" / "config.yaml").read_text())["defaults"]
              if isinstance(d, dict) for k in d}
+_FACE_DEFAULTS = {k for d in yaml.safe_load((REPO / "conf" / "faces.yaml").read_text())["defaults"]
+                  if isinstance(d, dict) for k in d}
 
 
 def test_groups_present():
@@ -23,11 +25,12 @@ def test_groups_present():
 
 @pytest.mark.parametrize("group,option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_option_composes(hydra_cfg, group, option):
-    overrides = [f"{'' if group in _DEFAULTS else '+'}{group}={option}"]
+    faces = group in FACE_GROUPS or (group, option) == ("benchmark", "faces")
+    overrides = [f"{'' if group in (_FACE_DEFAULTS if faces else _DEFAULTS) else '+'}{group}={option}"]
     if (group, option) in (("data", "folder"), ("data", "masks"), ("data", "voc")):
         overrides.append("data.root=/some/images")
-    if group in FACE_GROUPS or (group, option) == ("benchmark", "faces"):
-        from cnnlab.stages._app import compose
+    if faces:
+        from cnnlab.config import compose
 
         cfg = compose(*overrides, conf=REPO / "conf", config_name="faces")   # the face stages' entry config
     else:
