@@ -216,7 +216,8 @@ def test_stage_writes_outputs_and_the_comparison_table(hydra_cfg, data, src, tmp
     argv = ["finetune", f"{FT}=gradual", "finetune.unfreeze_every=1", f"finetune.out={out}", *base]
     monkeypatch.setattr("sys.argv", argv)
     main()
-    assert sorted(p.name for p in out.iterdir()) == ["best.ckpt", "last.ckpt", "metrics.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["best.ckpt", "history.csv", "last.ckpt", "learning_curves.png",
+                                                    "metrics.json", "mlflow_run.json"]
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")], "no temporary folder left"
     m = json.loads((out / "metrics.json").read_text())
     assert m["strategy"] == "gradual" and m["n_train"] == 20 and m["trainable_blocks_at_start"] == 0
@@ -230,7 +231,7 @@ def test_stage_writes_outputs_and_the_comparison_table(hydra_cfg, data, src, tmp
     (r,) = client.search_runs([client.get_experiment_by_name("cnnlab").experiment_id])
     assert r.data.tags["stage"] == "finetune" and r.data.tags["strategy"] == "gradual" and r.data.tags["shots"] == "4"
     assert r.data.metrics["test_acc"] == pytest.approx(m["test_acc"])
-    trainable = [h.value for h in client.get_metric_history(r.info.run_id, "ft_trainable_blocks")]
+    trainable = [h.value for h in client.get_metric_history(r.info.run_id, "ft/trainable_blocks")]
     assert trainable == [0.0, 1.0, 2.0]  # gradual unfreezing, one block per epoch, as MLflow saw it
 
     with pytest.raises(ValueError, match=r"finetune.n_blocks must be 1\.\.4"):

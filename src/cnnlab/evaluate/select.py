@@ -18,13 +18,16 @@ import os
 import statistics
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-import torch
+if TYPE_CHECKING:  # torch is imported where latency is measured: `select --help` stays light
+    import torch
 
 
-def pinned_latency_ms(model: torch.nn.Module, x: torch.Tensor, repeats: int = 30, warmup: int = 3) -> float:
+def pinned_latency_ms(model: "torch.nn.Module", x: "torch.Tensor", repeats: int = 30, warmup: int = 3) -> float:
     """Median ms of ``model(x)`` on one torch thread, this process pinned to one CPU."""
+    import torch
+
     threads = torch.get_num_threads()
     affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     try:
@@ -48,6 +51,8 @@ def pinned_latency_ms(model: torch.nn.Module, x: torch.Tensor, repeats: int = 30
 
 def checkpoint_latency_ms(ckpt: str | Path, repeats: int = 30) -> float:
     """:func:`pinned_latency_ms` of a cnnlab classifier checkpoint on one image of its input size."""
+    import torch
+
     from ..tasks.classifier import load_checkpoint
 
     model, hp = load_checkpoint(ckpt)

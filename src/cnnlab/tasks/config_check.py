@@ -151,6 +151,8 @@ def check_training_config(cfg: DictConfig) -> None:
     conf = OmegaConf.to_container(cfg, resolve=True)
     # the Trainer first: other nodes interpolate its values (scheduler.T_max: ${trainer.max_epochs})
     for key, node in sorted(_nodes(conf), key=lambda kn: kn[0] != "trainer"):
+        if str(node.get("_target_", "")).endswith(".Trainer"):
+            node = {k: v for k, v in node.items() if k != "speed"}  # cnnlab's own block (tasks.fit.trainer_config)
         check_call(node, key)
         if key.split(".")[-1] in ("optim", "scheduler"):
             _dummy_build(node, key)

@@ -248,9 +248,11 @@ def _from_checkpoint(path: Path, hp: dict, arch: str, kwargs: dict, channels: in
     if hp["in_chans"] != channels:
         raise ValueError(f"{path}: the checkpoint takes {hp['in_chans']}-channel images but the target data "
                          f"has {channels} channel(s); prepare it with data.channels={hp['in_chans']}")
+    from ..checkpoint import CheckpointMismatch
+
     try:
         model, hp = load_checkpoint(path)
-    except RuntimeError as err:  # load_state_dict: weights of another shape than the metadata says
+    except (RuntimeError, CheckpointMismatch) as err:  # weights of another shape than the metadata says
         raise ValueError(f"{path}: its weights do not fit its own metadata ({arch}, {len(hp['classes'])} classes "
                          f"{hp['classes']}, {hp['in_chans']} input channels): {str(err).splitlines()[0]}") from err
     return Source(model, arch, kwargs, hp["in_chans"], list(hp["input_size"]), dict(hp["normalization"]),
