@@ -204,7 +204,7 @@ def test_every_stage_is_an_mlflow_run(pipeline):
                                 and r.data.tags["model"] == "course39")
     assert all(r.info.status == "FINISHED" for r in runs)
     assert by["train_encoder"].data.tags["dataset"] == "orl_faces_ids"
-    assert len(client.get_metric_history(by["train_encoder"].info.run_id, "val_eer")) == 2
+    assert len(client.get_metric_history(by["train_encoder"].info.run_id, "val/eer")) == 2
     ev = by["evaluate_faces"]
     assert 0.0 <= ev.data.metrics["encoder_rank1"] <= 1.0 and "lbp_eer" in ev.data.metrics
     assert "faces/report.md" in set(list_artifacts(client.tracking_uri, ev.info.run_id, "faces"))

@@ -39,16 +39,16 @@ def segment_images(images: Sequence[str | Path], ckpt: str | Path, out_dir: str 
     model, hp = load_segmenter(ckpt)
     classes, size = hp["classes"], hp["image_size"]
     results = []
-    torch.set_grad_enabled(False)
-    for path in map(Path, images):
-        rgb = np.asarray(load_image(path, "RGB"))
-        pred = predict(model, torch.from_numpy(rgb.copy()).permute(2, 0, 1), size).numpy()
-        folder = Path(out_dir) if out_dir else path.parent
-        mask_path, over_path = folder / f"{path.stem}.mask.png", folder / f"{path.stem}.overlay.png"
-        with atomic_path(mask_path) as tmp:
-            indexed_png(pred).save(tmp, format="PNG")
-        with atomic_path(over_path) as tmp:
-            Image.fromarray(overlay(rgb, pred)).save(tmp, format="PNG")
-        counts = np.bincount(pred.ravel(), minlength=len(classes)) / pred.size
-        results.append((mask_path, over_path, {c: float(f) for c, f in zip(classes, counts) if f > 0}))
+    with torch.inference_mode():  # scoped: a process-wide switch would leak into the caller
+        for path in map(Path, images):
+            rgb = np.asarray(load_image(path, "RGB"))
+            pred = predict(model, torch.from_numpy(rgb.copy()).permute(2, 0, 1), size).numpy()
+            folder = Path(out_dir) if out_dir else path.parent
+            mask_path, over_path = folder / f"{path.stem}.mask.png", folder / f"{path.stem}.overlay.png"
+            with atomic_path(mask_path) as tmp:
+                indexed_png(pred).save(tmp, format="PNG")
+            with atomic_path(over_path) as tmp:
+                Image.fromarray(overlay(rgb, pred)).save(tmp, format="PNG")
+            counts = np.bincount(pred.ravel(), minlength=len(classes)) / pred.size
+            results.append((mask_path, over_path, {c: float(f) for c, f in zip(classes, counts) if f > 0}))
     return results

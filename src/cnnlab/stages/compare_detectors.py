@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -24,8 +25,10 @@ def main(cfg: DictConfig) -> None:
     with tracker("compare_detectors", cfg) as t:
         rows = compare_detectors(evals, runs, out)
         for r in rows:
-            t.log_metrics({f"{r['detector']}/map_50": r["map_50"], f"{r['detector']}/map_50_95": r["map_50_95"],
-                           f"{r['detector']}/latency_ms": r["latency_ms_per_image"]})
+            # MLflow metric names: letters, digits, _ - . space : / only ("sliding windows (naive)")
+            name = re.sub(r"[^A-Za-z0-9_\-. :/]+", "_", r["detector"]).strip("_ ")
+            t.log_metrics({f"{name}/map_50": r["map_50"], f"{name}/map_50_95": r["map_50_95"],
+                           f"{name}/latency_ms": r["latency_ms_per_image"]})
         t.log_artifact(out / "table.md")
         log.info("compared %d detectors: %s", len(rows), out / "table.md")
 

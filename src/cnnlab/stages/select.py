@@ -37,8 +37,8 @@ def main(cfg: DictConfig) -> None:
                            "chosen_latency_ms": chosen["latency_ms"]} if chosen else {})})
         t.log_artifact(Path(s.out), "selection")
         wrote = s.out
-        if result["chosen"]:
-            source = _source(result["chosen"])
+        if chosen:
+            source = {"checkpoint": chosen["checkpoint"], **_source(chosen["metrics_file"])}
             if source.get("train_run_id"):
                 t.set_tags({"cnnlab.train_run_id": source["train_run_id"]})
             if s.get("registered_model") and source.get("checkpoint"):
