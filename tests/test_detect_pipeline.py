@@ -58,7 +58,7 @@ def trained(tmp_path_factory):
 def test_voc_folder_trains_and_evaluates(trained):
     assert (trained / "prepared" / "dataset.json").is_file()
     assert {p.name for p in (trained / "run").iterdir()} == {"best.ckpt", "last.ckpt", "metrics.json", "history.csv",
-                                                           "learning_curves.png"}
+                                                           "learning_curves.png", "mlflow_run.json"}
     m = json.loads((trained / "eval" / "metrics.json").read_text())
     assert {"map_50", "map_50_95", "ap_50_per_class", "latency_ms_per_image"} <= set(m)
     assert 0 <= m["map_50_95"] <= m["map_50"] <= 1 and m["latency_ms_per_image"] > 0
