@@ -64,7 +64,7 @@ def test_snakemake_pipeline_then_noop_rerun(repo_copy: Path):
     by_stage = {}
     for r in runs:
         by_stage.setdefault(r.data.tags["stage"], []).append(r)
-    assert len(by_stage["prepare"]) == 5 and len(by_stage["evaluate"]) == 2
+    assert len(by_stage["prepare"]) == 6 and len(by_stage["evaluate"]) == 2  # 5 data sets + the scenes
     assert len(by_stage["train"]) == 3  # digits × seeds 0, 1 and the transfer source digits_0to4
     assert len(by_stage["benchmark"]) == 1 and len(by_stage["finetune"]) == 2
     assert (repo_copy / "models/digits/lenet5/seed1/best.ckpt").is_file()
