@@ -1,11 +1,22 @@
-"""Benchmark the default pipeline: full-run wall time, no-op reruns, LeNet-5 accuracy.
+"""Benchmark the default pipeline as a new user meets it: fresh clone, `make run`, then a second clone.
 
-Runs in a scratch copy of the repository (nothing in the working tree is touched)::
+In a temporary folder, with the virtualenv this script runs in (so nothing is installed)::
 
-    python -m cnnlab.bench.pipeline [--cores 2]
+    python -m cnnlab.bench.pipeline [--cores 2] [--record]
 
-and writes the ``pipeline`` section of docs/BENCHMARKS.md. The tools' own start-up is measured
-in the same run on a one-rule workflow, so the no-op overhead is reported beside it.
+1. ``git clone`` of this repository's HEAD (commit first: the working tree is not used);
+2. ``make run`` there, timed: Snakemake runs the DAG, ``dvc commit`` records it in ``dvc.lock``,
+   ``snakemake --touch`` puts the mtimes back, ``dvc status`` must be clean, and a no-op
+   ``snakemake`` / ``dvc repro`` (timed) must have nothing to do;
+3. the committed-lock workflow: ``git add`` of ``dvc.lock`` and the un-cached metrics,
+   ``dvc push`` to a scratch remote, a second ``git clone``, ``make pull``: ``dvc status`` clean,
+   ``dvc repro`` and ``snakemake -n`` have nothing to do;
+4. ``dvc.lock`` compared with the one committed in this repository (if any), stage by stage: which
+   outputs differ, and whether they are the ``cache: false`` files that hold timings.
+
+It writes the ``pipeline`` section of docs/BENCHMARKS.md. ``--record`` also copies the run's
+``dvc.lock`` and its un-cached metrics files (what a user commits after ``make run``) into this
+repository, so that the committed lock is the one a fresh ``make run`` produced.
 """
 
 from __future__ import annotations
@@ -24,88 +35,219 @@ from .report import write_section
 
 REPO = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
-_SKIP = {".venv", ".git", ".snakemake", ".dvc", "mlruns", "__pycache__", ".pytest_cache", "prepared", "augmented",
-         "aligned", "encodings", "models", "reports"}
+VENV = BIN.parent
+GIT = ["git", "-c", "user.name=cnnlab-bench", "-c", "user.email=bench@cnnlab.invalid"]
 
 
-def _timed(cmd: list[str], cwd: Path, env: dict) -> float:
+def _run(cmd: list[str], cwd: Path, env: dict, expect_ok: bool = True) -> tuple[float, str]:
+    """Run ``cmd``; returns (seconds, stdout+stderr). Raises with the output tail on failure."""
     t = time.perf_counter()
     res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    if res.returncode:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
-    return time.perf_counter() - t
+    out = res.stdout + res.stderr
+    if expect_ok and res.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} (in {cwd}) exited {res.returncode}:\n{out[-4000:]}")
+    return time.perf_counter() - t, out
 
 
-def _copy(dst: Path) -> Path:
-    def ignore(d, names):
-        skip = {n for n in names if n in _SKIP or n.endswith(".egg-info") or n.startswith("mlflow.db")}
-        return skip | ({n for n in names if n.endswith(".log") or n == "bench"} if Path(d).name == "logs" else set())
-
-    shutil.copytree(REPO, dst, ignore=ignore)
-    return dst
-
-
-def _git_dvc_init(root: Path, env: dict) -> None:
-    dvc_init = [] if (root / ".dvc").is_dir() else [[str(BIN / "dvc"), "init", "-q"]]   # the repo is one already
-    for cmd in (["git", "init", "-q"], *dvc_init, ["git", "add", "-A"],
-                ["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "bench"]):
-        _timed(cmd, root, env)
+def _env(root: Path) -> dict:
+    """The clone's own sources first (the venv's editable install points at this repository)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "CNNLAB_CONF",
+                                                            "CNNLAB_PIPELINE_RUN")}
+    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
+    env["PYTHONPATH"] = str(root / "src")
+    return env
 
 
-def measure(cores: int) -> dict:
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp / 'mlflow.db'}"
-        repo = _copy(tmp / "repo")
-        smk = [str(BIN / "snakemake"), "--cores", str(cores)]
-        out = {"full_run_s": _timed(smk, repo, env)}
-        out["snakemake_noop_s"] = min(_timed(smk, repo, env) for _ in range(3))
-        _git_dvc_init(repo, env)
-        _timed([str(BIN / "dvc"), "commit", "-f", "-q"], repo, env)  # record the outputs Snakemake made
-        out["dvc_noop_s"] = min(_timed([str(BIN / "dvc"), "repro"], repo, env) for _ in range(3))
-        trivial = tmp / "trivial"
-        trivial.mkdir()
-        (trivial / "Snakefile").write_text('rule a:\n    output: "a"\n    shell: "touch {output}"\n')
-        (trivial / "dvc.yaml").write_text("stages:\n  a:\n    cmd: touch a\n    outs: [a]\n")
-        _git_dvc_init(trivial, env)
-        _timed(smk, trivial, env)
-        _timed([str(BIN / "dvc"), "repro", "-q"], trivial, env)
-        out["snakemake_trivial_noop_s"] = min(_timed(smk, trivial, env) for _ in range(3))
-        out["dvc_trivial_noop_s"] = min(_timed([str(BIN / "dvc"), "repro"], trivial, env) for _ in range(3))
-        out["lenet5_test_acc"] = {p.parent.name: json.loads(p.read_text())["accuracy"]
-                                  for p in sorted((repo / "reports/eval/digits/lenet5").glob("seed*/metrics.json"))}
-        from cnnlab.stages._app import compose
+def _make(target: str, root: Path, env: dict, *variables: str) -> tuple[float, str]:
+    """``make <target>`` with this venv as ``.venv`` and its install step marked as done."""
+    return _run(["make", f"VENV={VENV}", "-o", str(VENV / ".installed"), target, *variables], root, env)
 
-        comparison = Path(compose(conf=repo / "conf", config_name="faces").face.paths.comparison) / "comparison.json"
-        out["faces"] = json.loads((repo / comparison).read_text())["rows"]
-        out["jobs"] = sorted(((f.stem, float(f.read_text().splitlines()[1].split("\t")[0]))
-                              for f in (repo / "logs/bench").glob("*.tsv")), key=lambda x: -x[1])
-    return out
+
+def _clean(out: str) -> bool:
+    return "up to date" in out.lower() or "no changes" in out.lower()
+
+
+def _lock_stages(path: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load(path.read_text()).get("stages", {}) if path.is_file() else {}
+
+
+def compare_locks(new: Path, old: Path, uncached: set[str]) -> dict:
+    """Stage-by-stage comparison of two dvc.lock files.
+
+    Returns:
+        ``{"same": [...], "timings_only": {stage: [paths]}, "differ": {stage: [paths]}, "missing": [...]}``:
+        a stage is ``timings_only`` when every differing entry is an un-cached (``cache: false``)
+        file, which is where measured timings live.
+    """
+    a, b = _lock_stages(new), _lock_stages(old)
+    result: dict = {"same": [], "timings_only": {}, "differ": {}, "missing": sorted(set(a) ^ set(b))}
+    for stage in sorted(set(a) & set(b)):
+        def entries(s: dict) -> dict:
+            return {e["path"]: (e.get("md5"), e.get("size"), e.get("nfiles"))
+                    for key in ("deps", "outs") for e in s.get(key, [])} | {"cmd": s.get("cmd"),
+                                                                           "params": json.dumps(s.get("params"))}
+        ea, eb = entries(a[stage]), entries(b[stage])
+        diff = sorted(k for k in set(ea) | set(eb) if ea.get(k) != eb.get(k))
+        if not diff:
+            result["same"].append(stage)
+        elif all(k in uncached for k in diff):
+            result["timings_only"][stage] = diff
+        else:
+            result["differ"][stage] = diff
+    return result
+
+
+def uncached_outs(dvc_yaml: Path) -> set[str]:
+    """Paths that dvc.yaml declares with ``cache: false``."""
+    import yaml
+
+    paths = set()
+    for stage in (yaml.safe_load(dvc_yaml.read_text()).get("stages") or {}).values():
+        for key in ("outs", "metrics", "plots"):
+            for entry in stage.get(key) or []:
+                if isinstance(entry, dict):
+                    (path, opts), = entry.items()
+                    if isinstance(opts, dict) and opts.get("cache") is False:
+                        paths.add(path)
+    return paths
+
+
+def measure(cores: int, work: Path) -> tuple[dict, Path]:
+    """Run steps 1-4 of the module docstring in ``work``; returns the figures and the first clone."""
+    out: dict = {"commit": _run(["git", "rev-parse", "--short", "HEAD"], REPO, dict(os.environ))[1].strip()}
+    first, second, remote = work / "clone1", work / "clone2", work / "remote"
+    env = _env(first)
+    _run(["git", "clone", "-q", str(REPO), str(first)], work, env)
+    (first / ".dvc/config.local").write_text(f"['remote \"local\"']\n    url = {remote}\n")
+    out["make_run_s"], log = _make("run", first, env, f"CORES={cores}")
+    (work / "make_run.log").write_text(log)
+    out["status_clean"] = _clean(_run([str(BIN / "dvc"), "status"], first, env)[1])
+    noop_s, noop = _run([str(BIN / "snakemake"), "--cores", str(cores)], first, env)
+    out["snakemake_noop"] = ("Nothing to be done" in noop, noop_s)
+    repro_s, repro = _run([str(BIN / "dvc"), "repro"], first, env)
+    out["dvc_noop"] = ("Running stage" not in repro, repro_s)
+    out["jobs"] = sorted(((f.stem, float(f.read_text().splitlines()[1].split("\t")[0]))
+                          for f in (first / "logs/bench").glob("*.tsv")), key=lambda x: -x[1])
+    out["results"] = _results(first)
+
+    uncached = uncached_outs(first / "dvc.yaml")
+    out["lock_vs_committed"] = compare_locks(first / "dvc.lock", REPO / "dvc.lock", uncached) \
+        if (REPO / "dvc.lock").is_file() and _run(["git", "ls-files", "--error-unmatch", "dvc.lock"], REPO,
+                                                  dict(os.environ), expect_ok=False)[1].strip() == "dvc.lock" else None
+    # The committed-lock workflow: commit the lock and the un-cached files, push, restore in a second clone.
+    _run(["git", "add", "-A"], first, env)
+    recorded = _run(["git", "diff", "--cached", "--name-only"], first, env)[1].split()
+    out["recorded"] = recorded
+    _run([*GIT, "commit", "-qm", "make run"], first, env)
+    out["push_s"] = _run([str(BIN / "dvc"), "push", "-q"], first, env)[0]
+    env2 = _env(second)
+    _run(["git", "clone", "-q", str(first), str(second)], work, env2)
+    (second / ".dvc/config.local").write_text(f"['remote \"local\"']\n    url = {remote}\n")
+    out["pull_s"] = _make("pull", second, env2)[0]
+    out["clone2_status_clean"] = _clean(_run([str(BIN / "dvc"), "status"], second, env2)[1])
+    out["clone2_repro_noop"] = "Running stage" not in _run([str(BIN / "dvc"), "repro"], second, env2)[1]
+    smk = _run([str(BIN / "snakemake"), "-n", "--cores", "1"], second, env2)[1]
+    out["clone2_snakemake_noop"] = "Nothing to be done" in smk
+    return out, first
+
+
+def _results(root: Path) -> dict:
+    """Headline figures of the run, read from its outputs."""
+    res: dict = {}
+    sel = root / "reports/selection/selection.json"
+    if sel.is_file():
+        s = json.loads(sel.read_text())
+        res["select"] = s
+    res["lenet5_test_acc"] = {p.parent.name: json.loads(p.read_text()).get("accuracy")
+                              for p in sorted((root / "reports/eval/digits/lenet5").glob("seed*/metrics.json"))}
+    comp = root / "reports/faces/comparison.json"
+    if comp.is_file():
+        res["faces"] = json.loads(comp.read_text()).get("rows", [])
+    return res
+
+
+def _chosen(sel: dict) -> str:
+    chosen = sel.get("chosen")
+    if not chosen:
+        return "no model (none within the latency budget)"
+    lo, hi = chosen["test_interval_95"]
+    return (f"`{chosen['checkpoint']}`: test accuracy {chosen['test_accuracy']:.2%} "
+            f"({chosen['test_n'] - chosen['test_errors']} of {chosen['test_n']}, 95 % interval {lo:.2%}–{hi:.2%})")
+
+
+def render(m: dict, cores: int) -> str:
+    yes = {True: "yes", False: "**no**"}
+    rows = [
+        f"| `make run` on a fresh clone (`snakemake --cores {cores}`, `dvc commit`, `snakemake --touch`, "
+        f"`dvc status`) | ≤ 12 min | {m['make_run_s'] / 60:.1f} min |",
+        f"| `dvc status` clean after `make run` | yes | {yes[m['status_clean']]} |",
+        f"| no-op `snakemake --cores {cores}` after it | nothing to do | {yes[m['snakemake_noop'][0]]}, "
+        f"{m['snakemake_noop'][1]:.1f} s |",
+        f"| no-op `dvc repro` after it | nothing to do | {yes[m['dvc_noop'][0]]}, {m['dvc_noop'][1]:.1f} s |",
+        f"| `dvc push` (scratch remote) | — | {m['push_s']:.1f} s |",
+        f"| second clone, `make pull` | — | {m['pull_s']:.1f} s |",
+        f"| … then `dvc status` clean | yes | {yes[m['clone2_status_clean']]} |",
+        f"| … then `dvc repro` has nothing to do | yes | {yes[m['clone2_repro_noop']]} |",
+        f"| … then `snakemake -n` has nothing to do | yes | {yes[m['clone2_snakemake_noop']]} |",
+    ]
+    r = m["results"]
+    lines = [f"## Default pipeline (`make run`) from a fresh clone of {m['commit']}", "",
+             "| measure | goal | measured |", "|---|---|---|", *rows, ""]
+    if "select" in r:
+        lines.append(f"`select` chose {_chosen(r['select'])} (on validation accuracy under its latency budget).")
+    if r.get("lenet5_test_acc"):
+        lines.append("LeNet-5 test accuracy per seed: " + ", ".join(
+            f"{k} {v:.2%}" for k, v in r["lenet5_test_acc"].items() if isinstance(v, float)) + ".")
+    if r.get("faces"):
+        lines.append("Faces (`reports/faces/comparison.md`): " + "; ".join(
+            f"{x.get('method', x.get('key'))} rank-1 {x['rank1']:.3f}, EER {x['eer']:.3f}" for x in r["faces"]) + ".")
+    lines += ["", f"Longest jobs (seconds, Snakemake `benchmark:` files; {cores} cores shared by parallel jobs): "
+              + ", ".join(f"{name} {sec:.0f}" for name, sec in m["jobs"][:12]) + "."]
+    cmp = m["lock_vs_committed"]
+    lines.append("")
+    if cmp is None:
+        lines.append("No `dvc.lock` was committed in this repository to compare with.")
+    else:
+        lines.append(f"Its `dvc.lock` against the committed one: {len(cmp['same'])} stages identical; "
+                     f"{len(cmp['timings_only'])} differ only in un-cached files that hold timings "
+                     f"({', '.join(sorted(cmp['timings_only'])) or 'none'}); "
+                     f"{len(cmp['differ'])} differ elsewhere ({', '.join(sorted(cmp['differ'])) or 'none'})"
+                     + (f"; stages in one lock only: {', '.join(cmp['missing'])}" if cmp["missing"] else "") + ".")
+    lines.append(f"Committed after the run, as a user would: {len(m['recorded'])} files (`dvc.lock` and the "
+                 f"`cache: false` outputs).")
+    return "\n".join(lines) + "\n"
+
+
+def record(first: Path, recorded: list[str]) -> None:
+    """Copy the run's dvc.lock and un-cached outputs into this repository (atomically, file by file)."""
+    for rel in recorded:
+        src, dst = first / rel, REPO / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(f".{dst.name}.tmp")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--record", action="store_true",
+                        help="copy the run's dvc.lock and un-cached outputs into this repository")
+    parser.add_argument("--note", default="", help="a sentence added to the section (e.g. the machine was shared)")
+    parser.add_argument("--work", type=Path, help="keep the clones here (default: a temporary folder)")
     args = parser.parse_args(argv)
-    m = measure(args.cores)
-    body = f"""## Default pipeline (`make run`)
-
-| measure | goal | measured |
-|---|---|---|
-| full default pipeline, `snakemake --cores {args.cores}`, after install | ≤ 10 min | {m['full_run_s'] / 60:.1f} min |
-| no-op rerun of `snakemake` (best of 3) | ≤ tool + 3 s | {m['snakemake_noop_s']:.1f} s (one-rule workflow: {m['snakemake_trivial_noop_s']:.1f} s, overhead {m['snakemake_noop_s'] - m['snakemake_trivial_noop_s']:+.1f} s) |
-| no-op rerun of `dvc repro` (best of 3) | ≤ tool + 3 s | {m['dvc_noop_s']:.1f} s (one-stage pipeline: {m['dvc_trivial_noop_s']:.1f} s, overhead {m['dvc_noop_s'] - m['dvc_trivial_noop_s']:+.1f} s) |
-| LeNet-5 test accuracy on digits (270 test images), {", ".join(m['lenet5_test_acc'])} | ≥ 98.5 % | {", ".join(f"{a:.2%}" for a in m['lenet5_test_acc'].values())} |
-
-Faces in the same run (`reports/faces/comparison.md`, the 4 test people of the identity split):
-{"; ".join(f"{r['method']} rank-1 {r['rank1']:.3f}, EER {r['eer']:.3f}" for r in m['faces'])}.
-
-Longest jobs (seconds, from Snakemake's `benchmark:` files; {args.cores} cores shared by parallel jobs):
-{", ".join(f"{name} {sec:.0f}" for name, sec in m['jobs'][:10])}.
-"""
-    print(body)
-    write_section("pipeline", body, command=f"python -m cnnlab.bench.pipeline --cores {args.cores}")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        m, first = measure(args.cores, work)
+        (work / "pipeline.json").write_text(json.dumps(m, indent=1, default=str))
+        body = render(m, args.cores) + (f"\n{args.note}\n" if args.note else "")
+        print(body)
+        if args.record:
+            record(first, m["recorded"])
+    write_section("pipeline", body)
     return 0
 
 
