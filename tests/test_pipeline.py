@@ -25,6 +25,7 @@ DVC_TINY = (SNAKEMAKE_TINY.replace("[0, 1]", "[0]").replace("[scratch, full]", "
             .replace("[course39, dlib_resnet_ft_head]", "[course39]"))
 EVAL = Path("reports/eval/digits/lenet5/seed0")
 RUN = Path("models/digits/lenet5/seed0")
+GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
 
 
 def _assert_outputs(root: Path) -> None:
@@ -98,13 +99,12 @@ def _dvc_repo(repo_copy: Path) -> dict:
     params.write_text(params.read_text().replace("epochs: 15", "epochs: 2").replace("epochs: 3", "epochs: 1"))
     run([sys.executable, "-m", "cnnlab.dag", "--configfile", "tiny.yaml"], repo_copy, env)
     assert "debug=tiny" in (repo_copy / "dvc.yaml").read_text()
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     run(["git", "init", "-q"], repo_copy, env)
     assert (repo_copy / ".dvc/config").is_file()                  # a DVC repository as cloned
     # the default remote is a folder in $HOME: point this scratch copy at its own, as a team would
     (repo_copy / ".dvc/config.local").write_text(f"['remote \"local\"']\n    url = {repo_copy.parent / 'remote'}\n")
-    run([*git, "add", "-A"], repo_copy, env)
-    run([*git, "commit", "-qm", "init"], repo_copy, env)
+    run([*GIT, "add", "-A"], repo_copy, env)
+    run([*GIT, "commit", "-qm", "init"], repo_copy, env)
     return env
 
 
@@ -132,6 +132,19 @@ def test_dvc_repro_then_noop(repo_copy: Path):
     assert not (repo_copy / "reports/benchmark").exists()          # not upstream of the targets: not run
     shown = run([str(BIN / "dvc"), "metrics", "show", "--json"], repo_copy, env)
     assert "accuracy" in shown.stdout
+
+    # A DVC experiment turns a params.yaml knob: it reruns what the knob reaches, and `dvc exp show`
+    # lists it with its param and metrics.
+    run([*GIT, "add", "-A"], repo_copy, env)
+    run([*GIT, "commit", "-qm", "lock"], repo_copy, env)
+    before = (repo_copy / RUN / "best.ckpt").read_bytes()
+    exp = run([str(BIN / "dvc"), "exp", "run", "-n", "lr004", "-S", "train.lenet5.lr=0.004",
+               "evaluate-digits-lenet5-seed0"], repo_copy, env)
+    out = exp.stdout + exp.stderr
+    assert "Running stage 'train-digits-lenet5-seed0'" in out and "Running stage 'prepare-digits'" not in out
+    assert (repo_copy / RUN / "best.ckpt").read_bytes() != before
+    table = json.loads(run([str(BIN / "dvc"), "exp", "show", "--json"], repo_copy, env).stdout)
+    assert "lr004" in json.dumps(table) and "0.004" in json.dumps(table)
 
 
 @pytest.mark.slow
