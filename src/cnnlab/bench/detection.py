@@ -21,7 +21,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -55,19 +55,22 @@ def train_and_evaluate(name: str, root: Path, work: Path, epochs: int, threads: 
             "epochs": trained["epochs"], "ap_50": m["ap_50_per_class"]}
 
 
-def windows_rows(root: Path, work: Path, threads: int, reuse: bool = False) -> list[dict[str, Any]]:
+def windows_rows(root: Path, work: Path, threads: int, reuse: bool = False,
+                 overrides: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Train the course's window classifier into ``work/windows`` and evaluate it on the test split.
 
     Two rows, one per implementation of the same detections: the naive loop over windows and its
     convolutional twin (their ms differ, their mAP is one). With ``reuse``, a classifier already
-    published in ``work/windows`` is evaluated again instead of retrained.
+    published in ``work/windows`` is evaluated again instead of retrained. ``overrides``: extra
+    Hydra overrides of the ``detect`` config (e.g. ``windows.max_epochs=1`` for a tiny run).
     """
     from cnnlab.detect.evaluate import evaluate_windows
     from cnnlab.detect.tasks import train
     from cnnlab.stages._app import compose
 
     cfg = compose(f"paths.prepared={root}", f"paths.windows={work / 'windows'}", f"paths.reports={work / 'eval'}",
-                  "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", config_name="detect")
+                  "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", *overrides,
+                  config_name="detect")
     torch.set_num_threads(threads)
     done = work / "windows" / "metrics.json"
     start = time.perf_counter()
