@@ -138,3 +138,54 @@ def test_kmeans_finds_the_clusters_and_the_elbow_rises():
 def test_kmeans_beats_mismatched_hand_anchors():
     shapes = torch.rand(200, 2, generator=torch.Generator().manual_seed(1)) * 0.1 + 0.05  # small objects
     assert mean_best_iou(shapes, kmeans(shapes, 5)) > mean_best_iou(shapes, torch.tensor(YOLOV2_VOC)) + 0.2
+
+
+def test_ignore_iou_spares_empty_slots_that_already_predict_an_object():
+    boxes = torch.tensor([[16.0, 16, 48, 48]])
+    y = encode(boxes, torch.tensor([0]), (128, 128), 8, ANCHORS, 5)[None]
+    raw = _perfect_raw(y[0], ANCHORS)[None].clone()
+    assigned = (y[..., PC] > 0.5).nonzero()[0].tolist()
+    # a second anchor of the same cell predicts the same box, confidently: without the ignore rule
+    # it pays the no-object loss, with YOLOv2's ignore threshold it does not
+    other = [a for a in range(len(ANCHORS)) if a != assigned[3]][0]
+    anchors_c = torch.tensor(ANCHORS) * 8
+    slot = raw[0, assigned[1], assigned[2], other]
+    slot[:5] = raw[0, assigned[1], assigned[2], assigned[3], :5]
+    slot[BW] = torch.log(y[0, assigned[1], assigned[2], assigned[3], BW] / anchors_c[other, 0])
+    slot[BH] = torch.log(y[0, assigned[1], assigned[2], assigned[3], BH] / anchors_c[other, 1])
+    slot[PC] = 5.0
+    plain = yolo_loss(raw, y, ANCHORS)["noobj"]
+    spared = yolo_loss(raw, y, ANCHORS, ignore_iou=0.6)["noobj"]
+    assert float(plain) > float(spared) + 0.5 * 4.5  # BCE(σ(5), 0) ≈ 5.0, times λ_noobj = 0.5
+    # a far-off confident slot is still punished, and ignore_iou=1 is the plain loss
+    raw[0, 7, 7, 0, PC] = 5.0
+    assert float(yolo_loss(raw, y, ANCHORS, ignore_iou=0.6)["noobj"]) > float(spared) + 2
+    assert float(yolo_loss(raw, y, ANCHORS, ignore_iou=1.0)["noobj"]) == pytest.approx(
+        float(yolo_loss(raw, y, ANCHORS)["noobj"]))
+
+
+def test_warmup_cosine_rises_linearly_then_decays_to_the_floor():
+    import io
+
+    import torch.nn as nn
+
+    from cnnlab.detect.module import warmup_cosine
+
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = warmup_cosine(opt, warmup=4, total=14, floor=0.05)
+    lrs = []
+    for _ in range(16):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[:5] == pytest.approx([0.1, 0.325, 0.55, 0.775, 1.0])
+    assert lrs[9] == pytest.approx(0.05 + 0.95 * 0.5)  # half-way through the cosine
+    assert lrs[14] == pytest.approx(0.05) and lrs[15] == pytest.approx(0.05)
+    assert all(a >= b for a, b in zip(lrs[4:], lrs[5:]))
+    # the state holds plain numbers: a checkpoint with it loads with weights_only=True
+    buf = io.BytesIO()
+    torch.save(sched.state_dict(), buf)
+    buf.seek(0)
+    assert torch.load(buf, weights_only=True)["lr_lambdas"][0]["warmup"] == 4
+    with pytest.raises(ValueError, match="total >= 1"):
+        warmup_cosine(opt, warmup=1, total=0)

@@ -67,9 +67,11 @@ def build(cfg: DictConfig) -> tuple[DetectorModule, DetectionDataModule]:
     optim["lr"] = float(d.lr)
     common: dict[str, Any] = dict(classes=classes, backbone=d.backbone, input_size=size,
                                   backbone_kwargs=OmegaConf.to_container(d.backbone_kwargs) if d.get("backbone_kwargs") else None,
-                                  score=float(d.score), iou=float(d.iou), optim=optim)
+                                  score=float(d.score), iou=float(d.iou), optim=optim,
+                                  scheduler=OmegaConf.to_container(d.schedule, resolve=True) if d.get("schedule") else None)
     if d.kind == "yolo":
-        extra = dict(anchors=anchors(cfg, root), head_width=int(d.head_width), loss=OmegaConf.to_container(d.loss))
+        extra = dict(anchors=anchors(cfg, root), head_width=int(d.head_width),
+                     head_layers=int(d.get("head_layers", 1)), loss=OmegaConf.to_container(d.loss))
     elif d.kind == "faster_rcnn":
         extra = dict(anchor_sizes=list(d.anchor_sizes), aspect_ratios=list(d.aspect_ratios),
                      rpn_post_nms_top_n=int(d.rpn_post_nms_top_n))

@@ -23,11 +23,13 @@ class YOLONet(nn.Module):
         num_anchors: B.
         input_size: side of the square input, a multiple of the backbone's stride.
         backbone_kwargs: extra builder kwargs.
-        head_width: channels of the 3×3 conv before the 1×1 prediction conv (0: none).
+        head_width: channels of the 3×3 convs before the 1×1 prediction conv (0: none).
+        head_layers: how many such 3×3 conv + BN + leaky ReLU layers (YOLOv2 stacks three on its trunk).
     """
 
     def __init__(self, backbone: str, num_classes: int, num_anchors: int, input_size: int,
-                 backbone_kwargs: dict[str, Any] | None = None, head_width: int = 128):
+                 backbone_kwargs: dict[str, Any] | None = None, head_width: int = 128,
+                 head_layers: int = 1):
         super().__init__()
         self.backbone = create_model(backbone, num_classes=0, **(backbone_kwargs or {}))
         self.num_classes, self.num_anchors = num_classes, num_anchors
@@ -41,7 +43,7 @@ class YOLONet(nn.Module):
         self.stride = input_size // self.grid
         width = feats.shape[1]
         layers: list[nn.Module] = []
-        if head_width:
+        for _ in range(head_layers if head_width else 0):
             layers += [nn.Conv2d(width, head_width, 3, padding=1, bias=False), nn.BatchNorm2d(head_width),
                        nn.LeakyReLU(0.1, inplace=True)]
             width = head_width

@@ -24,6 +24,7 @@ class YOLO(DetectorModule):
         backbone: registry name; ``backbone_kwargs`` go to its builder.
         input_size: side of the square (letterboxed) input.
         anchors: ``[B, 2]`` (w, h) as fractions of the input side (hand-chosen or k-means).
+        head_width, head_layers: the 3×3 convs between the backbone and the prediction (:class:`.model.YOLONet`).
         loss: λ weights and ``class_loss`` for :func:`.loss.yolo_loss`.
         score: display/CLI score threshold (the course's 0.6); ``iou``: NMS IoU (0.5).
         optim, scheduler: Hydra configs (dicts) of the optimiser (``_partial_``) and LR scheduler.
@@ -32,13 +33,14 @@ class YOLO(DetectorModule):
     kind = "yolo"
 
     def __init__(self, classes: list[str], backbone: str, input_size: int, anchors: list[list[float]],
-                 backbone_kwargs: dict[str, Any] | None = None, head_width: int = 128,
+                 backbone_kwargs: dict[str, Any] | None = None, head_width: int = 128, head_layers: int = 1,
                  loss: dict[str, Any] | None = None, score: float = 0.6, iou: float = 0.5,
                  optim: dict[str, Any] | None = None, scheduler: dict[str, Any] | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.hparams["kind"] = self.kind
-        self.net = YOLONet(backbone, len(classes), len(anchors), input_size, backbone_kwargs, head_width)
+        self.net = YOLONet(backbone, len(classes), len(anchors), input_size, backbone_kwargs, head_width,
+                           head_layers)
         self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1), persistent=False)
 
