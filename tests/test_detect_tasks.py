@@ -55,6 +55,7 @@ def test_evaluation_writes_metrics_and_pictures(trained):
     win = evaluate_windows(cfg)
     assert win["naive_vs_conv_max_abs_diff"] <= 1e-5 and win["windows_per_image"] >= 100
     assert 0 <= win["map_50"] <= 1 and "map_50_95" in win
+    assert win["map_score_threshold"] == 0.01          # mAP ranks low scores too, not only the 0.9 display cut
     for task, pics in (("localiser", ("predictions.png", "errors.png")), ("landmarks", ("predictions.png", "errors.png")),
                        ("windows", ("boxes.png", "errors.png"))):
         folder = tmp / "reports" / task
