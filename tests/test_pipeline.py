@@ -41,6 +41,27 @@ def _assert_outputs(root: Path) -> None:
     assert not set(ids["train"]) & (set(ids["val"]) | set(ids["test"]))
 
 
+def _assert_headline_metrics(root: Path) -> None:
+    """Every file dvc.yaml declares as metrics (cnnlab.dag: each `metrics.json` output) holds headline
+    numbers only, so that `dvc metrics show` is a table of scores: no hashes, paths, names, lists or
+    per-class tables (those go to non-metrics outputs such as the faces' details.json)."""
+
+    def leaves(node, key=""):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                yield from leaves(v, f"{key}.{k}" if key else k)
+        else:
+            yield key, node
+
+    files = sorted(p for d in ("models", "reports") for p in (root / d).rglob("metrics.json"))
+    assert len(files) >= 25, files
+    for path in files:
+        found = list(leaves(json.loads(path.read_text())))
+        bad = [(k, v) for k, v in found if not isinstance(v, (int, float))]
+        assert not bad, f"{path.relative_to(root)}: not a number: {bad[:5]}"
+        assert 0 < len(found) <= 40, f"{path.relative_to(root)}: {len(found)} values, not a headline"
+
+
 def _mlflow_runs(db: Path):
     from mlflow.tracking import MlflowClient
 
@@ -84,6 +105,7 @@ def test_snakemake_pipeline_then_noop_rerun(repo_copy: Path):
     assert len(client.get_metric_history(train.info.run_id, "val/acc")) == 2  # one point per epoch
     ev = by_stage["evaluate"][0]
     assert "accuracy" in ev.data.metrics
+    _assert_headline_metrics(repo_copy)
     artifacts = set(list_artifacts(client.tracking_uri, ev.info.run_id, "eval"))
     assert {"eval/confusion.png", "eval/metrics.json", "eval/predictions.csv"} <= artifacts
 

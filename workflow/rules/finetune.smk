@@ -12,6 +12,8 @@ rule finetune:
     output:
         best="models/{dataset}/{model}-ft-{strategy}/shots{shots}/seed{seed}/best.ckpt",
         metrics="models/{dataset}/{model}-ft-{strategy}/shots{shots}/seed{seed}/metrics.json",
+        history="models/{dataset}/{model}-ft-{strategy}/shots{shots}/seed{seed}/history.csv",
+        curves=report("models/{dataset}/{model}-ft-{strategy}/shots{shots}/seed{seed}/learning_curves.png", caption="../report/learning_curves.rst", category="finetune", subcategory="{dataset} {model} {strategy} {shots} shots"),
     log:
         "logs/finetune-{dataset}-{model}-{strategy}-shots{shots}-seed{seed}.log",
     benchmark:
