@@ -7,9 +7,9 @@ Snakemake for the full job list of the default target (``snakemake --dry-run --f
 files are also declared as DVC's top-level ``plots:`` (:func:`data_plots`): every training task's
 per-epoch ``history.csv`` as learning curves (x = epoch), each ``predictions.csv`` as a confusion
 matrix, each ``roc.csv`` as a ROC curve; ``dvc plots diff`` overlays them across commits. Outputs that
-hold measured timings (every ``metrics.json``; the benchmark, selection and face report tables)
-are ``cache: false``: DVC records their hash in ``dvc.lock`` but keeps them out of its cache, and
-they are committed to git with the lock (``.gitignore`` lets them through). Everything else
+hold measured timings (every ``metrics.json`` and the ``details.json`` beside it; the benchmark,
+selection and face report tables) are ``cache: false``: DVC records their hash in ``dvc.lock`` but
+keeps them out of its cache, and they are committed to git with the lock (``.gitignore`` lets them through). Everything else
 (data, models, encodings, evaluation reports, plots) is cached and pushed.
 
 The dry run is made with ``--config dvc_template=true``: the train commands then read
@@ -119,6 +119,12 @@ def snakemake_jobs(config: list[str] = (), cwd: str | Path = ".", configfile: st
     return parse_dry_run(res.stdout)
 
 
+def _uncached(out: str) -> bool:
+    """Outputs DVC records but does not cache (committed to git): measured timings, i.e. TIMED
+    folders (but their plot data) and every metrics file's ``details.json``."""
+    return (out.startswith(TIMED) and not out.endswith(PLOT_DATA)) or out.endswith("/details.json")
+
+
 def to_dvc(jobs: list[Job]) -> dict:
     """DVC pipeline dict: one stage per job, same command, deps and outs."""
     stages = {}
@@ -131,8 +137,7 @@ def to_dvc(jobs: list[Job]) -> dict:
         metrics = [o for o in job.output if o.endswith("metrics.json")]
         plots = [o for o in job.output if o.endswith(".png")]
         if outs:
-            stage["outs"] = [{o: {"cache": False}} if o.startswith(TIMED) and not o.endswith(PLOT_DATA) else o
-                             for o in outs]
+            stage["outs"] = [{o: {"cache": False}} if _uncached(o) else o for o in outs]
         if metrics:
             stage["metrics"] = [{m: {"cache": False}} for m in metrics]
         if plots:
