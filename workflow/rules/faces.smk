@@ -49,6 +49,7 @@ rule train_encoder:
         best="models/faces/{encoder}-{train_on}/best.ckpt",
         last="models/faces/{encoder}-{train_on}/last.ckpt",
         metrics="models/faces/{encoder}-{train_on}/metrics.json",
+        details="models/faces/{encoder}-{train_on}/details.json",
         history="models/faces/{encoder}-{train_on}/history.csv",
         curves=report("models/faces/{encoder}-{train_on}/learning_curves.png", caption="../report/learning_curves.rst", category="faces", subcategory="{encoder} (training)"),
     log:
