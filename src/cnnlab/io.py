@@ -51,9 +51,9 @@ def write_json(path: str | Path, obj: Any) -> Path:
 
 
 def headline(metrics: dict[str, Any]) -> dict[str, float]:
-    """The top-level numbers of ``metrics``: what ``dvc metrics show`` should list (no names, paths,
-    lists, per-class dicts or matrices)."""
-    return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    """The top-level numbers (and flags, such as ``stopped_early``) of ``metrics``: what ``dvc metrics
+    show`` should list (no names, paths, lists, per-class dicts or matrices)."""
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
 
 
 def write_metrics(folder: str | Path, metrics: dict[str, Any]) -> dict[str, float]:
