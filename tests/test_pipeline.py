@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -59,7 +60,8 @@ def _assert_headline_metrics(root: Path) -> None:
         found = list(leaves(json.loads(path.read_text())))
         bad = [(k, v) for k, v in found if not isinstance(v, (int, float))]
         assert not bad, f"{path.relative_to(root)}: not a number: {bad[:5]}"
-        assert 0 < len(found) <= 40, f"{path.relative_to(root)}: {len(found)} values, not a headline"
+        assert found, f"{path.relative_to(root)} is empty"
+        assert not [k for k, _ in found if re.search(r"per_class|confusion|hash|sha256|path|checkpoint", k)], path
 
 
 def _mlflow_runs(db: Path):
