@@ -10,6 +10,9 @@ claim_workdir()
 import os as _os, time as _time
 _os.environ.setdefault("CNNLAB_PIPELINE_RUN", _time.strftime("%Y%m%d-%H%M%S") + f"-{_os.getpid()}")
 
+# `snakemake --report report.zip`: the figures of every rule, with captions, grouped by stage
+report: "workflow/report/workflow.rst"
+
 configfile: "workflow/config.yaml"
 configfile: "params.yaml"   # the knobs `dvc exp run -S` turns
 

@@ -78,6 +78,8 @@ def _output_patterns() -> list[str]:
     pats = []
     for smk in sorted((REPO / "workflow/rules").glob("*.smk")):
         for block in re.findall(r"^    output:\n((?:        .*\n)+)", smk.read_text(), re.M):
+            # report(path, caption=..., category=..., subcategory=..., patterns=[...]): the path only
+            block = re.sub(r'\b(?:caption|category|subcategory)=f?"[^"]*"|patterns=\["[^"]*"\]', "", block)
             pats += re.findall(r'f?"([^"]+)"', block)
     return pats
 
@@ -105,3 +107,35 @@ def test_stage_deps_are_the_import_closure_and_the_composed_files():
     assert {"conf/encoder/dlib_resnet_ft.yaml", "conf/encoder/dlib_resnet.yaml", "conf/augment/faces.yaml",
             "conf/faces.yaml"} <= set(faces["conf"])
     assert "src/cnnlab/models/lenet.py" not in faces["code"] and "conf/config.yaml" not in faces["conf"]
+
+
+def test_data_files_are_dvc_plots_and_figures_are_in_the_report():
+    """Every training task's history.csv is a learning-curve plot (x = epoch), every predictions.csv a
+    confusion plot, every roc.csv a ROC plot; every png output is in Snakemake's report with a caption."""
+    dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    plots = {next(iter(p)): next(iter(p.values())) for p in dvc["plots"]}
+    outs = [o if isinstance(o, str) else next(iter(o)) for st in dvc["stages"].values() for o in st.get("outs", [])]
+    histories = [o for o in outs if o.endswith("/history.csv")]
+    trainings = [n for n in dvc["stages"] if n.startswith(("train", "finetune-"))]
+    assert len(histories) == len(trainings) >= 15
+    drawn = {f for p in plots.values() if isinstance(p.get("y"), dict) for f in p["y"]}
+    assert set(histories) == drawn
+    for p in plots.values():
+        if isinstance(p.get("y"), dict):
+            assert p["x"] == "epoch" and all(c.startswith(("train/", "val/")) for cs in p["y"].values() for c in cs)
+    predictions = [o for o in outs if o.endswith("/predictions.csv")]
+    assert predictions and all(plots[o] | {"title": None} == {"template": "confusion", "x": "actual", "y": "predicted",
+                                                               "title": None, "x_label": "true class",
+                                                               "y_label": "predicted class"} for o in predictions)
+    rocs = [o for o in outs if o.endswith("/roc.csv")]
+    assert rocs and all(plots[o]["x"] == "far" and plots[o]["y"] == "tar" for o in rocs)
+    uncached = [next(iter(o)) for st in dvc["stages"].values() for o in st.get("outs", []) if isinstance(o, dict)]
+    assert not set(rocs + histories + predictions) & set(uncached)   # cached: `dvc plots diff` reads old revisions
+    # figures: each png output pattern of the rules is wrapped in report() with an existing caption
+    for smk in sorted((REPO / "workflow/rules").glob("*.smk")):
+        for block in re.findall(r"^    output:\n((?:        .*\n)+)", smk.read_text(), re.M):
+            for line in block.splitlines():
+                if '.png"' in line:
+                    assert "report(" in line, f"{smk.name}: {line.strip()} is not in the report"
+            for caption in re.findall(r'caption="([^"]+)"', block):
+                assert (smk.parent / caption).is_file(), caption

@@ -113,7 +113,8 @@ def pipeline(tmp_path_factory) -> Path:
 
 
 def test_encoder_trains_on_training_people_only(pipeline):
-    metrics = json.loads((pipeline / "models/enc-ids/metrics.json").read_text())
+    metrics = json.loads((pipeline / "models/enc-ids/details.json").read_text())   # metrics.json: its numbers
+    assert json.loads((pipeline / "models/enc-ids/metrics.json").read_text())["epochs"] == metrics["epochs"]
     ids = json.loads((pipeline / "aligned/orl_faces_ids/dataset.json").read_text())["classes_per_split"]
     assert metrics["train_identities"] == ids["train"] and len(ids["train"]) == 12
     assert metrics["epochs"] == 2 and metrics["best_epoch"] in (0, 1)
@@ -170,7 +171,10 @@ def test_calibration_meets_its_target_far_on_the_validation_pairs(pipeline):
 
 
 def test_report_compares_the_encoder_with_every_baseline_on_the_test_people(pipeline):
-    metrics = json.loads((pipeline / "reports/course39/metrics.json").read_text())
+    metrics = json.loads((pipeline / "reports/course39/details.json").read_text())
+    headline = json.loads((pipeline / "reports/course39/metrics.json").read_text())   # what `dvc metrics show` lists
+    assert headline["rank1"] == metrics["encoder"]["test"]["rank1"] and "calibrated_tau" in headline
+    assert all(isinstance(v, (int, float)) for v in headline.values())
     assert metrics["split"]["test"] == json.loads(
         (pipeline / "aligned/orl_faces_ids/dataset.json").read_text())["classes_per_split"]["test"]
     assert set(metrics["baselines"]) == {"raw_pixels", "eigenfaces", "fisherfaces", "lbp"}
@@ -273,7 +277,7 @@ def test_dlib_transfer_starts_from_the_imported_weights(pipeline):
     before, after = imported.state_dict(), tuned.state_dict()
     changed = sorted(k for k in before if not torch.equal(before[k], after[k]))
     assert changed == ["net.fc.weight"]          # strategy=head: only the embedding layer trains
-    metrics = json.loads((pipeline / "models/dlibft-ids/metrics.json").read_text())
+    metrics = json.loads((pipeline / "models/dlibft-ids/details.json").read_text())
     assert metrics["trainable_params"] == 256 * 128 and metrics["init"].endswith("models/dlib/best.ckpt")
 
 

@@ -216,10 +216,12 @@ def test_stage_writes_outputs_and_the_comparison_table(hydra_cfg, data, src, tmp
     argv = ["finetune", f"{FT}=gradual", "finetune.unfreeze_every=1", f"finetune.out={out}", *base]
     monkeypatch.setattr("sys.argv", argv)
     main()
-    assert sorted(p.name for p in out.iterdir()) == ["best.ckpt", "history.csv", "last.ckpt", "learning_curves.png",
-                                                    "metrics.json", "mlflow_run.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["best.ckpt", "details.json", "history.csv", "last.ckpt",
+                                                    "learning_curves.png", "metrics.json", "mlflow_run.json"]
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")], "no temporary folder left"
-    m = json.loads((out / "metrics.json").read_text())
+    m = json.loads((out / "details.json").read_text())
+    headline = json.loads((out / "metrics.json").read_text())   # `dvc metrics show`: the numbers only
+    assert headline["test_acc"] == m["test_acc"] and not {"strategy", "source", "source_sha256"} & set(headline)
     assert m["strategy"] == "gradual" and m["n_train"] == 20 and m["trainable_blocks_at_start"] == 0
     assert 0.0 <= m["test_acc"] <= 1.0 and m["blocks"] == 4
     model, hp = load_checkpoint(out / "best.ckpt")
@@ -240,7 +242,7 @@ def test_stage_writes_outputs_and_the_comparison_table(hydra_cfg, data, src, tmp
 
     scratch = {**m, "strategy": "scratch", "test_acc": 0.25}
     (models / "lenet5-ft-scratch" / "shots4" / "seed0").mkdir(parents=True)
-    (models / "lenet5-ft-scratch" / "shots4" / "seed0" / "metrics.json").write_text(json.dumps(scratch))
+    (models / "lenet5-ft-scratch" / "shots4" / "seed0" / "details.json").write_text(json.dumps(scratch))
     rows, table = comparison_table(collect_runs(models))
     assert [(r["strategy"], r["shots"]) for r in rows] == [("scratch", 4), ("gradual", 4)]
     assert table.splitlines()[0] == "| strategy | 4 / class |"
@@ -249,5 +251,5 @@ def test_stage_writes_outputs_and_the_comparison_table(hydra_cfg, data, src, tmp
     written, _ = write_comparison(models, tmp_path / "report", model="lenet5")
     assert (tmp_path / "report" / "table.md").read_text() == table
     assert json.loads((tmp_path / "report" / "comparison.json").read_text()) == written == rows
-    with pytest.raises(FileNotFoundError, match="no fine-tuning metrics.json"):
+    with pytest.raises(FileNotFoundError, match="no fine-tuning details.json"):
         write_comparison(models, tmp_path / "none", model="resnet18")

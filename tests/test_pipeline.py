@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -40,6 +41,28 @@ def _assert_outputs(root: Path) -> None:
     assert metrics["n"] > 0 and 0.0 <= metrics["accuracy"] <= 1.0
     ids = json.loads((root / "data/prepared/orl_faces_ids/dataset.json").read_text())["classes_per_split"]
     assert not set(ids["train"]) & (set(ids["val"]) | set(ids["test"]))
+
+
+def _assert_headline_metrics(root: Path) -> None:
+    """Every file dvc.yaml declares as metrics (cnnlab.dag: each `metrics.json` output) holds headline
+    numbers only, so that `dvc metrics show` is a table of scores: no hashes, paths, names, lists or
+    per-class tables (those go to non-metrics outputs such as the faces' details.json)."""
+
+    def leaves(node, key=""):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                yield from leaves(v, f"{key}.{k}" if key else k)
+        else:
+            yield key, node
+
+    files = sorted(p for d in ("models", "reports") for p in (root / d).rglob("metrics.json"))
+    assert len(files) >= 25, files
+    for path in files:
+        found = list(leaves(json.loads(path.read_text())))
+        bad = [(k, v) for k, v in found if not isinstance(v, (int, float))]
+        assert not bad, f"{path.relative_to(root)}: not a number: {bad[:5]}"
+        assert found, f"{path.relative_to(root)} is empty"
+        assert not [k for k, _ in found if re.search(r"per_class|confusion|hash|sha256|path|checkpoint", k)], path
 
 
 def _mlflow_runs(db: Path):
@@ -85,6 +108,7 @@ def test_snakemake_pipeline_then_noop_rerun(repo_copy: Path):
     assert len(client.get_metric_history(train.info.run_id, "val/acc")) == 2  # one point per epoch
     ev = by_stage["evaluate"][0]
     assert "accuracy" in ev.data.metrics
+    _assert_headline_metrics(repo_copy)
     artifacts = set(list_artifacts(client.tracking_uri, ev.info.run_id, "eval"))
     assert {"eval/confusion.png", "eval/metrics.json", "eval/predictions.csv"} <= artifacts
 

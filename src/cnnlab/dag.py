@@ -3,10 +3,13 @@
 The Snakefile (rules in ``workflow/rules/``) is the single source of truth. This module asks
 Snakemake for the full job list of the default target (``snakemake --dry-run --forceall
 --printshellcmds``) and writes one DVC stage per job, with the very same command, deps and outs.
-``metrics.json`` outputs become DVC ``metrics`` and ``*.png`` outputs DVC ``plots``. Outputs that
-hold measured timings (every ``metrics.json``; the benchmark, selection and face report tables)
-are ``cache: false``: DVC records their hash in ``dvc.lock`` but keeps them out of its cache, and
-they are committed to git with the lock (``.gitignore`` lets them through). Everything else
+``metrics.json`` outputs become DVC ``metrics`` and ``*.png`` outputs DVC (image) ``plots``. The data
+files are also declared as DVC's top-level ``plots:`` (:func:`data_plots`): every training task's
+per-epoch ``history.csv`` as learning curves (x = epoch), each ``predictions.csv`` as a confusion
+matrix, each ``roc.csv`` as a ROC curve; ``dvc plots diff`` overlays them across commits. Outputs that
+hold measured timings (every ``metrics.json`` and the ``details.json`` beside it; the benchmark,
+selection and face report tables) are ``cache: false``: DVC records their hash in ``dvc.lock`` but
+keeps them out of its cache, and they are committed to git with the lock (``.gitignore`` lets them through). Everything else
 (data, models, encodings, evaluation reports, plots) is cached and pushed.
 
 The dry run is made with ``--config dvc_template=true``: the train commands then read
@@ -38,7 +41,22 @@ HEADER = ("# GENERATED from the Snakefile by `python -m cnnlab.dag`: do not edit
 _FIELDS = ("input", "output", "log", "benchmark", "wildcards")
 # outputs with measured timings (latency, ms per face, wall time): not in DVC's cache
 TIMED = ("reports/benchmark/", "reports/selection/", "reports/faces/")
+# data plots (no timings inside): cached even under TIMED, so `dvc plots diff` finds older revisions
+PLOT_DATA = ("/history.csv", "/predictions.csv", "/roc.csv")
 _PARAM = re.compile(r"\$\{([A-Za-z0-9_.]+)\}")
+# The learning-curve panels of each training rule's history.csv (cnnlab.tasks.callbacks.History):
+# panel name → the columns drawn against `epoch`, as the rule's task logs them (`train/…`, `val/…`).
+HISTORY_PANELS: dict[str, dict[str, list[str]]] = {
+    "train": {"loss": ["train/loss", "val/loss"], "accuracy": ["train/acc", "val/acc"]},
+    "finetune": {"loss": ["train/loss", "val/loss"], "accuracy": ["train/acc", "val/acc"]},
+    "train_windows": {"loss": ["train/loss", "val/loss"], "accuracy": ["train/acc", "val/acc"]},
+    "train_encoder": {"loss": ["train/loss"], "verification": ["val/rank1", "val/eer"]},
+    "train_encoder_seed": {"loss": ["train/loss"], "verification": ["val/rank1", "val/eer"]},
+    "train_localiser": {"loss": ["train/loss", "val/loss"], "localisation": ["val/localisation_accuracy"]},
+    "train_landmarks": {"loss": ["train/loss", "val/loss"], "error": ["val/nme"]},
+    "train_detector": {"loss": ["train/loss"], "mAP": ["val/map_50", "val/map_50_95"]},
+    "train_segmenter": {"loss": ["train/loss", "val/loss"], "mIoU": ["val/miou"]},
+}
 
 
 @dataclass
@@ -101,6 +119,12 @@ def snakemake_jobs(config: list[str] = (), cwd: str | Path = ".", configfile: st
     return parse_dry_run(res.stdout)
 
 
+def _uncached(out: str) -> bool:
+    """Outputs DVC records but does not cache (committed to git): measured timings, i.e. TIMED
+    folders (but their plot data) and every metrics file's ``details.json``."""
+    return (out.startswith(TIMED) and not out.endswith(PLOT_DATA)) or out.endswith("/details.json")
+
+
 def to_dvc(jobs: list[Job]) -> dict:
     """DVC pipeline dict: one stage per job, same command, deps and outs."""
     stages = {}
@@ -113,13 +137,45 @@ def to_dvc(jobs: list[Job]) -> dict:
         metrics = [o for o in job.output if o.endswith("metrics.json")]
         plots = [o for o in job.output if o.endswith(".png")]
         if outs:
-            stage["outs"] = [{o: {"cache": False}} if o.startswith(TIMED) else o for o in outs]
+            stage["outs"] = [{o: {"cache": False}} if _uncached(o) else o for o in outs]
         if metrics:
             stage["metrics"] = [{m: {"cache": False}} for m in metrics]
         if plots:
             stage["plots"] = plots
         stages[job.stage_name] = stage
-    return {"stages": stages}
+    plots = data_plots(jobs)
+    return {"stages": stages, **({"plots": plots} if plots else {})}
+
+
+def data_plots(jobs: list[Job]) -> list[dict]:
+    """DVC's top-level ``plots:`` of the jobs' data files (CSV), in stage order.
+
+    ``history.csv`` → one line plot per panel of :data:`HISTORY_PANELS` (x = epoch; ``dvc plots diff``
+    overlays the revisions), ``predictions.csv`` → the confusion template (x = actual, y =
+    predicted), ``roc.csv`` → true against false accept rate.
+
+    Raises:
+        ValueError: a rule writes ``history.csv`` but has no entry in :data:`HISTORY_PANELS`.
+    """
+    plots: list[dict] = []
+    for job in sorted(jobs, key=lambda j: j.stage_name):
+        for out in job.output:
+            if out.endswith("/history.csv"):
+                panels = HISTORY_PANELS.get(job.rule)
+                if panels is None:
+                    raise ValueError(f"rule {job.rule} writes {out}: add its learning-curve columns to "
+                                     f"HISTORY_PANELS in {__name__}")
+                plots += [{f"{job.stage_name} {panel}": {
+                    "x": "epoch", "y": {out: list(columns)}, "template": "linear", "title": f"{job.stage_name}: {panel}",
+                    "x_label": "epoch", "y_label": panel}} for panel, columns in panels.items()]
+            elif out.endswith("/predictions.csv"):
+                plots.append({out: {"template": "confusion", "x": "actual", "y": "predicted",
+                                    "title": f"{job.stage_name}: confusion", "x_label": "true class",
+                                    "y_label": "predicted class"}})
+            elif out.endswith("/roc.csv"):
+                plots.append({out: {"template": "roc_by_method", "x": "far", "y": "tar", "title": f"{job.stage_name}: ROC",
+                                    "x_label": "false accept rate", "y_label": "true accept rate"}})
+    return plots
 
 
 def render(pipeline: dict) -> str:

@@ -50,6 +50,21 @@ def write_json(path: str | Path, obj: Any) -> Path:
     return Path(path)
 
 
+def headline(metrics: dict[str, Any]) -> dict[str, float]:
+    """The top-level numbers (and flags, such as ``stopped_early``) of ``metrics``: what ``dvc metrics
+    show`` should list (no names, paths, lists, per-class dicts or matrices)."""
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+
+
+def write_metrics(folder: str | Path, metrics: dict[str, Any]) -> dict[str, float]:
+    """Write ``folder/metrics.json`` (:func:`headline`: a DVC metrics file) and ``folder/details.json``
+    (all of ``metrics``), each atomically. Returns the headline."""
+    head = headline(metrics)
+    write_json(Path(folder) / "details.json", metrics)
+    write_json(Path(folder) / "metrics.json", head)
+    return head
+
+
 def write_text(path: str | Path, text: str) -> Path:
     """Write text atomically."""
     with atomic_path(path) as tmp:

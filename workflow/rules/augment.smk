@@ -6,7 +6,8 @@ rule augment:
         data=rules.prepare.output,
         **_augment.deps,
     output:
-        directory("data/augmented/{dataset}"),
+        report(directory("data/augmented/{dataset}"), patterns=["{name,[^/]+}.png"], caption="../report/augment.rst",
+               category="augment", subcategory="{dataset}"),
     log:
         "logs/augment-{dataset}.log",
     benchmark:

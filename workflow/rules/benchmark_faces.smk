@@ -10,6 +10,9 @@ use rule train_encoder as train_encoder_seed with:
         best="models/faces/{encoder}-{train_on}-seed{seed}/best.ckpt",
         last="models/faces/{encoder}-{train_on}-seed{seed}/last.ckpt",
         metrics="models/faces/{encoder}-{train_on}-seed{seed}/metrics.json",
+        details="models/faces/{encoder}-{train_on}-seed{seed}/details.json",
+        history="models/faces/{encoder}-{train_on}-seed{seed}/history.csv",
+        curves=report("models/faces/{encoder}-{train_on}-seed{seed}/learning_curves.png", caption="../report/learning_curves.rst", category="faces", subcategory="{encoder} seed {seed} (training)"),
     log:
         "logs/train_encoder-{encoder}-{train_on}-seed{seed}.log",
     benchmark:

@@ -49,6 +49,8 @@ rule train_localiser:
         best=f"models/{{dataset}}/localiser/{DETECT_MODEL}/best.ckpt",
         last=f"models/{{dataset}}/localiser/{DETECT_MODEL}/last.ckpt",
         metrics=f"models/{{dataset}}/localiser/{DETECT_MODEL}/metrics.json",
+        history=f"models/{{dataset}}/localiser/{DETECT_MODEL}/history.csv",
+        curves=report(f"models/{{dataset}}/localiser/{DETECT_MODEL}/learning_curves.png", caption="../report/learning_curves.rst", category="detection", subcategory="{dataset} localiser"),
     log:
         "logs/train_localiser-{dataset}.log",
     benchmark:
@@ -68,8 +70,9 @@ rule evaluate_localiser:
         **_evaluate_localiser.deps,
     output:
         metrics="reports/detection/{dataset}/localiser/metrics.json",
-        pictures="reports/detection/{dataset}/localiser/predictions.png",
-        errors="reports/detection/{dataset}/localiser/errors.png",
+        details="reports/detection/{dataset}/localiser/details.json",
+        pictures=report("reports/detection/{dataset}/localiser/predictions.png", caption="../report/localiser_pictures.rst", category="detection", subcategory="{dataset} localiser"),
+        errors=report("reports/detection/{dataset}/localiser/errors.png", caption="../report/localiser_errors.rst", category="detection", subcategory="{dataset} localiser"),
     log:
         "logs/evaluate_localiser-{dataset}.log",
     benchmark:
@@ -90,6 +93,8 @@ rule train_landmarks:
         best=f"models/{{dataset}}/landmarks/{DETECT_MODEL}/best.ckpt",
         last=f"models/{{dataset}}/landmarks/{DETECT_MODEL}/last.ckpt",
         metrics=f"models/{{dataset}}/landmarks/{DETECT_MODEL}/metrics.json",
+        history=f"models/{{dataset}}/landmarks/{DETECT_MODEL}/history.csv",
+        curves=report(f"models/{{dataset}}/landmarks/{DETECT_MODEL}/learning_curves.png", caption="../report/learning_curves.rst", category="detection", subcategory="{dataset} landmarks"),
     log:
         "logs/train_landmarks-{dataset}.log",
     benchmark:
@@ -109,8 +114,9 @@ rule evaluate_landmarks:
         **_evaluate_landmarks.deps,
     output:
         metrics="reports/detection/{dataset}/landmarks/metrics.json",
-        pictures="reports/detection/{dataset}/landmarks/predictions.png",
-        errors="reports/detection/{dataset}/landmarks/errors.png",
+        details="reports/detection/{dataset}/landmarks/details.json",
+        pictures=report("reports/detection/{dataset}/landmarks/predictions.png", caption="../report/landmarks_pictures.rst", category="detection", subcategory="{dataset} landmarks"),
+        errors=report("reports/detection/{dataset}/landmarks/errors.png", caption="../report/landmarks_errors.rst", category="detection", subcategory="{dataset} landmarks"),
     log:
         "logs/evaluate_landmarks-{dataset}.log",
     benchmark:
@@ -131,6 +137,8 @@ rule train_windows:
         best="models/{dataset}/windows/course/best.ckpt",
         last="models/{dataset}/windows/course/last.ckpt",
         metrics="models/{dataset}/windows/course/metrics.json",
+        history="models/{dataset}/windows/course/history.csv",
+        curves=report("models/{dataset}/windows/course/learning_curves.png", caption="../report/learning_curves.rst", category="detection", subcategory="{dataset} windows"),
     log:
         "logs/train_windows-{dataset}.log",
     benchmark:
@@ -150,8 +158,9 @@ rule evaluate_windows:
         **_evaluate_windows.deps,
     output:
         metrics="reports/detection/{dataset}/windows/metrics.json",
-        pictures="reports/detection/{dataset}/windows/boxes.png",
-        errors="reports/detection/{dataset}/windows/errors.png",
+        details="reports/detection/{dataset}/windows/details.json",
+        pictures=report("reports/detection/{dataset}/windows/boxes.png", caption="../report/windows_pictures.rst", category="detection", subcategory="{dataset} windows"),
+        errors=report("reports/detection/{dataset}/windows/errors.png", caption="../report/windows_errors.rst", category="detection", subcategory="{dataset} windows"),
     log:
         "logs/evaluate_windows-{dataset}.log",
     benchmark:

@@ -32,6 +32,8 @@ rule train_detector:
         best="models/detection/{dataset}/{detector}/best.ckpt",
         last="models/detection/{dataset}/{detector}/last.ckpt",
         metrics="models/detection/{dataset}/{detector}/metrics.json",
+        history="models/detection/{dataset}/{detector}/history.csv",
+        curves=report("models/detection/{dataset}/{detector}/learning_curves.png", caption="../report/learning_curves.rst", category="detection", subcategory="{dataset} {detector}"),
     log:
         "logs/train_detector-{dataset}-{detector}.log",
     benchmark:
@@ -51,8 +53,9 @@ rule evaluate_detector:
         **_evaluate_detector.deps,
     output:
         metrics="reports/detection/{dataset}/{detector}/metrics.json",
-        pr="reports/detection/{dataset}/{detector}/pr.png",
-        boxes="reports/detection/{dataset}/{detector}/boxes.png",
+        details="reports/detection/{dataset}/{detector}/details.json",
+        pr=report("reports/detection/{dataset}/{detector}/pr.png", caption="../report/detector_pr.rst", category="detection", subcategory="{dataset} {detector}"),
+        boxes=report("reports/detection/{dataset}/{detector}/boxes.png", caption="../report/detector_boxes.rst", category="detection", subcategory="{dataset} {detector}"),
     log:
         "logs/evaluate_detector-{dataset}-{detector}.log",
     benchmark:

@@ -10,8 +10,8 @@ rule evaluate:
         metrics="reports/eval/{dataset}/{model}/seed{seed}/metrics.json",
         predictions="reports/eval/{dataset}/{model}/seed{seed}/predictions.csv",
         per_class="reports/eval/{dataset}/{model}/seed{seed}/per_class.csv",
-        confusion="reports/eval/{dataset}/{model}/seed{seed}/confusion.png",
-        errors="reports/eval/{dataset}/{model}/seed{seed}/errors.png",
+        confusion=report("reports/eval/{dataset}/{model}/seed{seed}/confusion.png", caption="../report/confusion.rst", category="evaluate", subcategory="{dataset} {model} seed {seed}"),
+        errors=report("reports/eval/{dataset}/{model}/seed{seed}/errors.png", caption="../report/errors.rst", category="evaluate", subcategory="{dataset} {model} seed {seed}"),
     log:
         "logs/evaluate-{dataset}-{model}-seed{seed}.log",
     benchmark:

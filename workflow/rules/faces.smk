@@ -49,6 +49,9 @@ rule train_encoder:
         best="models/faces/{encoder}-{train_on}/best.ckpt",
         last="models/faces/{encoder}-{train_on}/last.ckpt",
         metrics="models/faces/{encoder}-{train_on}/metrics.json",
+        details="models/faces/{encoder}-{train_on}/details.json",
+        history="models/faces/{encoder}-{train_on}/history.csv",
+        curves=report("models/faces/{encoder}-{train_on}/learning_curves.png", caption="../report/learning_curves.rst", category="faces", subcategory="{encoder} (training)"),
     log:
         "logs/train_encoder-{encoder}-{train_on}.log",
     benchmark:
@@ -118,9 +121,11 @@ rule evaluate_faces:
         **_eval_faces.deps,
     output:
         metrics="reports/faces/{encoder}/metrics.json",
+        details="reports/faces/{encoder}/details.json",
         report="reports/faces/{encoder}/report.md",
-        roc="reports/faces/{encoder}/roc.png",
-        distances="reports/faces/{encoder}/distances.png",
+        roc_csv="reports/faces/{encoder}/roc.csv",
+        roc=report("reports/faces/{encoder}/roc.png", caption="../report/face_roc.rst", category="faces", subcategory="{encoder}"),
+        distances=report("reports/faces/{encoder}/distances.png", caption="../report/face_distances.rst", category="faces", subcategory="{encoder}"),
     log:
         "logs/evaluate_faces-{encoder}.log",
     benchmark:
@@ -136,7 +141,7 @@ rule evaluate_faces:
 
 rule compare_faces:
     input:
-        reports=expand(rules.evaluate_faces.output.metrics, encoder=list(FACE_ENCODERS)),
+        reports=expand(rules.evaluate_faces.output.details, encoder=list(FACE_ENCODERS)),
         data=expand(rules.align_faces.output.aligned, face_ds=FACE_IDS),
         timings=expand(rules.align_faces.output.timings, face_ds=FACE_IDS),
         **_compare.deps,

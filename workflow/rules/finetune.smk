@@ -12,6 +12,9 @@ rule finetune:
     output:
         best="models/{dataset}/{model}-ft-{strategy}/shots{shots}/seed{seed}/best.ckpt",
         metrics="models/{dataset}/{model}-ft-{strategy}/shots{shots}/seed{seed}/metrics.json",
+        details="models/{dataset}/{model}-ft-{strategy}/shots{shots}/seed{seed}/details.json",
+        history="models/{dataset}/{model}-ft-{strategy}/shots{shots}/seed{seed}/history.csv",
+        curves=report("models/{dataset}/{model}-ft-{strategy}/shots{shots}/seed{seed}/learning_curves.png", caption="../report/learning_curves.rst", category="finetune", subcategory="{dataset} {model} {strategy} {shots} shots"),
     log:
         "logs/finetune-{dataset}-{model}-{strategy}-shots{shots}-seed{seed}.log",
     benchmark:
@@ -29,7 +32,7 @@ _finetune_compare = Stage("finetune_compare", "data={dataset}", lambda w: f"mode
 
 rule finetune_compare:
     input:
-        runs=expand(rules.finetune.output.metrics, dataset=TRANSFER["target"], model=TRANSFER["model"],
+        runs=expand(rules.finetune.output.details, dataset=TRANSFER["target"], model=TRANSFER["model"],
                     strategy=TRANSFER["strategies"], shots=TRANSFER["shots"], seed=TRANSFER["seed"]),
         **_finetune_compare.deps,
     output:

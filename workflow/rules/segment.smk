@@ -17,6 +17,8 @@ rule train_segmenter:
         best="models/segmentation/{dataset}/{model}/best.ckpt",
         last="models/segmentation/{dataset}/{model}/last.ckpt",
         metrics="models/segmentation/{dataset}/{model}/metrics.json",
+        history="models/segmentation/{dataset}/{model}/history.csv",
+        curves=report("models/segmentation/{dataset}/{model}/learning_curves.png", caption="../report/learning_curves.rst", category="segmentation", subcategory="{dataset} {model}"),
     log:
         "logs/train_segmenter-{dataset}-{model}.log",
     benchmark:
@@ -36,8 +38,9 @@ rule evaluate_segmenter:
         **_evaluate_segmenter.deps,
     output:
         metrics="reports/segmentation/{dataset}/{model}/metrics.json",
-        confusion="reports/segmentation/{dataset}/{model}/confusion.png",
-        overlays="reports/segmentation/{dataset}/{model}/overlays.png",
+        details="reports/segmentation/{dataset}/{model}/details.json",
+        confusion=report("reports/segmentation/{dataset}/{model}/confusion.png", caption="../report/segment_confusion.rst", category="segmentation", subcategory="{dataset} {model}"),
+        overlays=report("reports/segmentation/{dataset}/{model}/overlays.png", caption="../report/segment_overlays.rst", category="segmentation", subcategory="{dataset} {model}"),
     log:
         "logs/evaluate_segmenter-{dataset}-{model}.log",
     benchmark:

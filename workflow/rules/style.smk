@@ -10,10 +10,10 @@ rule style_transfer:
     input:
         **_style.deps,
     output:
-        panel="reports/style/{content}__{style}.png",
-        result="reports/style/{content}__{style}.result.png",
-        losses="reports/style/{content}__{style}.losses.png",
-        frames="reports/style/{content}__{style}.frames.png",
+        panel=report("reports/style/{content}__{style}.png", caption="../report/style_panel.rst", category="style", subcategory="{content} in the style of {style}"),
+        result=report("reports/style/{content}__{style}.result.png", caption="../report/style_result.rst", category="style", subcategory="{content} in the style of {style}"),
+        losses=report("reports/style/{content}__{style}.losses.png", caption="../report/style_losses.rst", category="style", subcategory="{content} in the style of {style}"),
+        frames=report("reports/style/{content}__{style}.frames.png", caption="../report/style_frames.rst", category="style", subcategory="{content} in the style of {style}"),
         json="reports/style/{content}__{style}.json",
     log:
         "logs/style_transfer-{content}-{style}.log",

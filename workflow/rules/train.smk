@@ -11,6 +11,8 @@ rule train:
         best="models/{dataset}/{model}/seed{seed}/best.ckpt",
         last="models/{dataset}/{model}/seed{seed}/last.ckpt",
         metrics="models/{dataset}/{model}/seed{seed}/metrics.json",
+        history="models/{dataset}/{model}/seed{seed}/history.csv",
+        curves=report("models/{dataset}/{model}/seed{seed}/learning_curves.png", caption="../report/learning_curves.rst", category="train", subcategory="{dataset} {model} seed {seed}"),
     log:
         "logs/train-{dataset}-{model}-seed{seed}.log",
     benchmark:

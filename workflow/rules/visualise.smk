@@ -25,7 +25,8 @@ rule visualise:
         data=lambda w: VISUALISE[(w.vds, w.vmodel)]["data"],
         **_visualise.deps,
     output:
-        directory("reports/visualise/{vds}/{vmodel}"),
+        report(directory("reports/visualise/{vds}/{vmodel}"), patterns=["{layer,[^/]+}.png"],
+               caption="../report/visualise.rst", category="visualise", subcategory="{vds} {vmodel}"),
     log:
         "logs/visualise-{vds}-{vmodel}.log",
     benchmark:

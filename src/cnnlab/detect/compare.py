@@ -59,9 +59,11 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def compare_detectors(evals: Sequence[str | Path], runs: Sequence[str | Path | None], out: str | Path) -> list[dict]:
-    """Write ``<out>/table.md`` and ``<out>/metrics.json`` (the rows); returns the rows."""
+    """Write ``<out>/table.md`` and ``<out>/metrics.json`` (each row's numbers under its detector's
+    name); returns the rows."""
     rows = compare_rows(evals, runs)
     out = Path(out)
-    write_json(out / "metrics.json", {"detectors": rows})
+    write_json(out / "metrics.json", {r["detector"]: {k: v for k, v in r.items() if isinstance(v, (int, float))}
+                                      for r in rows})
     write_text(out / "table.md", table(rows))
     return rows

@@ -108,7 +108,7 @@ def evaluate_landmarks(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _publish(cfg, task: str, metrics: dict, images, truth, preds, shown, wrong, true_marks=None) -> dict:
-    from ..io import write_json
+    from ..io import write_metrics
 
     out = Path(cfg.paths.reports) / task
     with atomic_path(out) as tmp:
@@ -121,7 +121,7 @@ def _publish(cfg, task: str, metrics: dict, images, truth, preds, shown, wrong, 
             if true_marks is not None:
                 tiles = [_white_marks(t, true_marks[i], images.shape[1]) for t, i in zip(tiles, idx)]
             grid(tiles, cols=8).save(tmp / name)
-        write_json(tmp / "metrics.json", metrics)
+        write_metrics(tmp, metrics)
     return metrics
 
 
@@ -210,7 +210,7 @@ def _recall(pred: dict, target: dict) -> float:
 
 
 def _publish_scenes(cfg, metrics, images, targets, preds, classes) -> dict:
-    from ..io import write_json
+    from ..io import write_metrics
 
     def tile(i: int) -> Image.Image:
         img, t, p = images[i].permute(1, 2, 0).numpy(), targets[i], preds[i]
@@ -225,5 +225,5 @@ def _publish_scenes(cfg, metrics, images, targets, preds, classes) -> dict:
         tmp.mkdir(parents=True)
         grid([tile(i) for i in range(min(8, len(images)))], cols=4).save(tmp / "boxes.png")
         grid([tile(int(i)) for i in np.argsort(recalls, kind="stable")[:8]], cols=4).save(tmp / "errors.png")
-        write_json(tmp / "metrics.json", metrics)
+        write_metrics(tmp, metrics)
     return metrics

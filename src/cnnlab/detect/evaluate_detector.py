@@ -49,7 +49,8 @@ def _load(ds: DetectionDataset, i: int):
 
 def evaluate_detector(ckpt: str | Path, root: str | Path, out: str | Path, *, split: str = "test",
                       pictures: int = 8) -> dict[str, Any]:
-    """Evaluate ``ckpt`` on ``root``/``split``; returns and writes ``metrics.json``.
+    """Evaluate ``ckpt`` on ``root``/``split``; returns the metrics and writes them (``details.json``;
+    their numbers: ``metrics.json``).
 
     Keys: ``map_50``, ``map_50_95``, ``map_75``, ``ap_50_per_class``, ``ap_per_class``,
     ``latency_ms_per_image`` (median over the split of one-image ``detect`` calls on CPU, threads
@@ -87,9 +88,9 @@ def evaluate_detector(ckpt: str | Path, root: str | Path, out: str | Path, *, sp
         plot_pr(pr_curves(result, classes), summary["ap_50_per_class"], tmp / "pr.png",
                 f"{hp.kind} on {root.name}/{split}: mAP@0.5 {summary['map_50']:.3f}")
         grid(tiles, cols=4).save(tmp / "boxes.png")
-        from ..io import write_json
+        from ..io import write_metrics
 
-        write_json(tmp / "metrics.json", metrics)
+        write_metrics(tmp, metrics)   # per-class AP, detector and split: details.json
     return metrics
 
 

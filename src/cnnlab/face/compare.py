@@ -3,7 +3,7 @@
 Rows: the hand-engineered baselines, the encoders trained from scratch, dlib's face ResNet as it
 is (weights imported by cnnlab, descriptors equal to dlib's) and dlib fine-tuned by cnnlab's triplet
 training. Each encoder's numbers come from its own ``evaluate_faces`` run
-(``reports/faces/<encoder>/metrics.json``); all of them must score the same test people.
+(``reports/faces/<encoder>/details.json``); all of them must score the same test people.
 
 The comparison also names the encoder users should get by default: the best on the *validation*
 people (:func:`validation_best`; the test people never choose anything), and whether the configured
@@ -68,7 +68,7 @@ def compare(reports: Sequence[str | Path], kinds: Sequence[str], alignment: str 
     """Gather the rows from ``evaluate_faces`` reports, and the validation-best encoder.
 
     Args:
-        reports: ``metrics.json`` of each encoder's ``evaluate_faces`` run.
+        reports: ``details.json`` of each encoder's ``evaluate_faces`` run.
         kinds: each encoder's kind (``scratch``, ``pretrained`` or ``finetune``), same order.
         alignment: ``alignment.json`` of the aligned identity split (detection rate).
         timings: the ``align_faces`` metrics file with its ms per face (read if it exists).

@@ -144,7 +144,8 @@ def markdown(results: Sequence["MethodResult"], split: dict[str, list[str]], far
 
 def write_report(out: str | Path, results: Sequence["MethodResult"], metrics: dict[str, Any], split: dict,
                  ecfg: dict[str, Any], encoder_name: str, calibration: dict | None, origin: str | None = None) -> Path:
-    """Write ``metrics.json``, ``report.md``, ``roc.png`` (+ its data ``roc.csv``) and ``distances.png`` into ``out`` atomically.
+    """Write ``details.json`` (everything), ``metrics.json`` (:func:`headline`), ``report.md``, ``roc.png`` (+ its
+    data ``roc.csv``) and ``distances.png`` into ``out`` atomically.
 
     Args:
         origin: how the encoder was made (:func:`provenance`), for the report's first line.
@@ -160,5 +161,16 @@ def write_report(out: str | Path, results: Sequence["MethodResult"], metrics: di
                       calibration["tau"] if calibration else None)
         (tmp / "report.md").write_text(markdown(results, split, ecfg["fars"], ecfg["open_set_far"], encoder_name,
                                                 calibration, origin))
-        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        (tmp / "details.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        (tmp / "metrics.json").write_text(json.dumps(headline(metrics), indent=2, sort_keys=True) + "\n")
     return Path(out)
+
+
+def headline(metrics: dict[str, Any]) -> dict[str, float]:
+    """What ``dvc metrics show`` lists for an encoder: its numeric test metrics and, when calibrated,
+    its τ with the test FAR/TAR there. Split, checkpoint, hash, parameters and the baselines stay in
+    ``details.json``."""
+    out = {k: v for k, v in metrics["encoder"]["test"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if metrics.get("calibration"):
+        out |= {f"calibrated_{k}": metrics["calibration"][k] for k in ("tau", "test_far", "test_tar")}
+    return out

@@ -25,7 +25,7 @@ from torchvision import tv_tensors
 from torchmetrics.classification import (MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score,
                                          MulticlassJaccardIndex)
 
-from ..io import atomic_path, write_json
+from ..io import atomic_path, write_metrics
 from .data import IGNORE, MaskDataset, eval_transforms
 from .module import load_segmenter, predict_logits
 from .plots import plot_confusion, plot_overlays
@@ -65,10 +65,10 @@ def latency_ms(model: torch.nn.Module, size: Sequence[int], repeats: int = 10) -
 
 def evaluate_segmenter(ckpt: str | Path, root: str | Path, out: str | Path, split: str = "test",
                        n_show: int = 4) -> dict[str, Any]:
-    """Score ``ckpt`` on ``root``'s ``split`` and write ``out/{metrics.json, confusion.png, overlays.png}``.
+    """Score ``ckpt`` on ``root``'s ``split`` and write ``out/{metrics.json, details.json, confusion.png, overlays.png}``.
 
     Returns:
-        The metrics (also in ``metrics.json``): ``miou``, ``dice``, ``pixel_acc``, ``iou`` (per
+        The metrics (in ``details.json``; their top-level numbers in ``metrics.json``): ``miou``, ``dice``, ``pixel_acc``, ``iou`` (per
         class name), ``confusion``, ``ms_per_image``, ``best``/``worst`` image ids and ``n_images``.
     """
     model, hp = load_segmenter(ckpt)
@@ -112,5 +112,5 @@ def evaluate_segmenter(ckpt: str | Path, root: str | Path, out: str | Path, spli
         plot_confusion(confusion.numpy(), classes, tmp)
     with atomic_path(out / "overlays.png") as tmp:
         plot_overlays(best, worst, classes, tmp)
-    write_json(out / "metrics.json", result)
+    write_metrics(out, result)   # per-class, confusion, best/worst: details.json
     return result

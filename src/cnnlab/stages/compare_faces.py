@@ -2,7 +2,7 @@
 
 ``face.compare.encoders`` lists ``name: kind`` pairs (kind: scratch | pretrained | finetune);
 ``face.compare.only`` may pick a subset of them (the Snakemake config's ``face_encoders`` sets
-it). The reports are read from ``reports/faces/<name>/metrics.json``.
+it). The reports are read from ``reports/faces/<name>/details.json``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def main(cfg: DictConfig) -> None:
         if unknown:
             raise KeyError(f"face.compare.only: {unknown} are not in face.compare.encoders {sorted(encoders)}")
         encoders = {name: encoders[name] for name in f.compare.only}
-    reports = [root / name / "metrics.json" for name in encoders]
+    reports = [root / name / "details.json" for name in encoders]
     missing = [str(p) for p in reports if not p.is_file()]
     if missing:
         raise FileNotFoundError(f"face.compare.encoders: no evaluate_faces report at {missing} "

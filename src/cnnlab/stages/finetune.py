@@ -30,7 +30,7 @@ def main(cfg: DictConfig) -> None:
         t.log_results({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
         run = Path(ft.out)
         t.set_tags({"cnnlab.run_dir": ft.out})
-        for name in ("metrics.json", "history.csv", "learning_curves.png", "best.ckpt"):
+        for name in ("metrics.json", "details.json", "history.csv", "learning_curves.png", "best.ckpt"):
             if (run / name).is_file():
                 t.log_artifact(run / name, "model" if name == "best.ckpt" else None)
         done(t, run)

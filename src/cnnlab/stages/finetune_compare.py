@@ -1,6 +1,6 @@
 """Stage ``finetune_compare``: every fine-tuning run on a target → one table and one MLflow run.
 
-Reads ``models/<target>/<model>-ft-*/shots<k>/seed<n>/metrics.json`` and writes
+Reads ``models/<target>/<model>-ft-*/shots<k>/seed<n>/details.json`` and writes
 ``reports/finetune/<target>/{table.md, comparison.json}``: test accuracy per strategy (and the
 from-scratch baseline) per number of images per class.
 """

@@ -33,7 +33,7 @@ def main(cfg: DictConfig) -> None:
         t.log_results({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
         run = Path(f.paths.run)
         t.set_tags({"cnnlab.run_dir": f.paths.run})
-        for name in ("metrics.json", "history.csv", "learning_curves.png", "best.ckpt"):
+        for name in ("metrics.json", "details.json", "history.csv", "learning_curves.png", "best.ckpt"):
             if (run / name).is_file():
                 t.log_artifact(run / name, "model" if name == "best.ckpt" else None)
         done(t, run)

@@ -549,8 +549,9 @@ _ORDER = {s: i for i, s in enumerate(("scratch", "head", "partial", "gradual", "
 
 
 def collect_runs(root: str | Path, model: str = "*") -> list[dict[str, Any]]:
-    """Every fine-tuning ``metrics.json`` of ``model`` (a glob) under ``root`` (``models/<target ds>``)."""
-    return [json.loads(p.read_text()) for p in sorted(Path(root).glob(f"{model}-ft-*/**/metrics.json"))]
+    """Every fine-tuning ``details.json`` (its metrics with strategy and source) of ``model`` (a glob) under
+    ``root`` (``models/<target ds>``)."""
+    return [json.loads(p.read_text()) for p in sorted(Path(root).glob(f"{model}-ft-*/**/details.json"))]
 
 
 def comparison_table(runs: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
@@ -579,7 +580,7 @@ def write_comparison(root: str | Path, out_dir: str | Path, model: str = "*") ->
     """Compare ``model``'s runs under ``root``: write ``table.md`` and ``comparison.json`` into ``out_dir``."""
     rows, table = comparison_table(collect_runs(root, model))
     if not rows:
-        raise FileNotFoundError(f"no fine-tuning metrics.json under {root}/{model}-ft-*/")
+        raise FileNotFoundError(f"no fine-tuning details.json under {root}/{model}-ft-*/")
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         (tmp / "table.md").write_text(table)

@@ -49,7 +49,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from ..checkpoint import CheckpointTruncated, read, verify
-from ..io import replace, write_json
+from ..io import headline, replace, write_json
 from .callbacks import PUBLISHED as _EXTRA_OUTPUTS
 from .callbacks import History
 from .checkpointing import BestCheckpoint, LastCheckpoint, PortableCheckpointIO, RngState
@@ -226,7 +226,10 @@ def _publish(work: Path, out: Path, metrics: dict[str, Any]) -> None:
     for name in _EXTRA_OUTPUTS:  # history.csv, learning_curves.png, mlflow_run.json when written
         if (work / name).is_file():
             shutil.copy2(work / name, staging / name)
-    write_json(staging / "metrics.json", metrics)
+    head = headline(metrics)   # `dvc metrics show`: numbers only; the rest (names, hashes) in details.json
+    write_json(staging / "metrics.json", head)
+    if head != metrics:
+        write_json(staging / "details.json", metrics)
     out.parent.mkdir(parents=True, exist_ok=True)
     replace(staging, out)
     shutil.rmtree(work, ignore_errors=True)
@@ -256,8 +259,9 @@ def fit_and_publish(cfg: DictConfig, module: L.LightningModule, datamodule: L.Li
         quiet_warnings: regexes of Lightning warnings that do not apply to this task.
 
     Returns:
-        The metrics written to ``metrics.json`` (numbers only, so they log as MLflow metrics):
-        ``best_score`` (of ``monitor``), ``epochs``, ``stopped_early``, ``num_params`` and whatever ``summary`` adds.
+        The metrics: ``best_score`` (of ``monitor``), ``epochs``, ``stopped_early``, ``num_params`` and
+        whatever ``summary`` adds. Their numbers are written to ``metrics.json``; when ``summary`` adds
+        anything else (names, hashes), all of them also to ``details.json``.
 
     Raises:
         Interrupted: SIGTERM or SIGINT stopped training; the partial folder is kept.
