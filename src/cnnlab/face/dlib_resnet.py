@@ -65,6 +65,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..io import atomic_path
+from ..models.freezing import train_last
 
 MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 """File name of the face ResNet inside ``face_recognition_models/models/``."""
@@ -259,21 +260,20 @@ class DlibFaceResNet(nn.Module):
         """
         below = FINETUNE_GROUPS[:-1]
         if strategy == "head":
-            train = {"fc"}
+            n = 0
         elif strategy == "partial":
             if not 1 <= n_levels <= len(below):
                 raise ValueError(f"n_levels must be 1..{len(below)} for strategy=partial, got {n_levels}")
-            train = {"fc", *below[len(below) - n_levels:]}
+            n = n_levels
         elif strategy == "full":
-            train = set(FINETUNE_GROUPS)
+            n = len(below)
         else:
             raise ValueError(f"strategy must be one of {', '.join(FINETUNE_STRATEGIES)}, got {strategy!r}")
-        names = []
-        for name, p in self.named_parameters():
-            p.requires_grad_(name.split(".", 1)[0] in train)
-            if p.requires_grad:
-                names.append(name)
-        return names
+        return train_last(self, n)
+
+    def trunk_groups(self) -> list[tuple[str, nn.Module]]:
+        """The fine-tuning blocks of :mod:`cnnlab.models.freezing`: ``stem`` and the five levels, input to output."""
+        return [(name, getattr(self, name)) for name in FINETUNE_GROUPS[:-1]]
 
 
 def preprocess(images: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:

@@ -11,6 +11,7 @@ import torch
 from .embedder import DLIB_ARCH, Embedder, build_embedder, checkpoint_hash, load_encoder  # noqa: F401  (re-exported)
 from .losses import MINERS, SiameseHead, TripletLoss, binary_pair_loss
 from .metrics import one_shot_rank1, verification_metrics, verification_pairs
+from ..models.freezing import KeepFrozenInEval, freeze, train_last
 from ..tasks.schedules import configure_optimizers
 
 
@@ -23,8 +24,8 @@ def set_trainable(embedder: torch.nn.Module, strategy: str, n_blocks: int = 1) -
 
     ``full``: everything trains. ``head``: only the embedding layer (``proj``, or dlib's ``fc``).
     ``partial``: the embedding layer and the last ``n_blocks`` blocks of the trunk (dlib: its last
-    ``n_blocks`` levels, see :meth:`~cnnlab.face.dlib_resnet.DlibFaceResNet.set_finetune`; other
-    backbones: :func:`cnnlab.tasks.finetune.trunk_blocks`).
+    ``n_blocks`` levels). Blocks and freezing are :mod:`cnnlab.models.freezing`'s: a frozen part
+    is in eval mode, and :class:`FaceEncoderModule` keeps it there (its BN statistics do not move).
 
     Raises:
         ValueError: unknown strategy.
@@ -33,21 +34,18 @@ def set_trainable(embedder: torch.nn.Module, strategy: str, n_blocks: int = 1) -
         raise ValueError(f"face.encoder.strategy must be one of {STRATEGIES}, got {strategy!r}")
     if hasattr(embedder, "net"):  # DlibEmbedder
         embedder.net.set_finetune(strategy, n_blocks)
+    elif strategy == "full":
+        freeze(embedder, False)
     else:
-        for p in embedder.parameters():
-            p.requires_grad_(strategy == "full")
-        if strategy != "full":
-            for p in embedder.proj.parameters():
-                p.requires_grad_(True)
-        if strategy == "partial":
-            from ..tasks.finetune import set_trainable as set_blocks, trunk_blocks
-
-            blocks = trunk_blocks(embedder.backbone)
-            set_blocks(blocks, n_blocks)
+        if strategy == "head":
+            freeze(embedder.backbone)
+        else:
+            train_last(embedder.backbone, n_blocks)
+        freeze(embedder.proj, False)
     return [n for n, p in embedder.named_parameters() if p.requires_grad]
 
 
-class FaceEncoderModule(L.LightningModule):
+class FaceEncoderModule(KeepFrozenInEval, L.LightningModule):
     """Trains an :class:`Embedder` with the triplet or the siamese binary objective.
 
     Training batches should come from a :class:`~cnnlab.face.losses.PKSampler` (P identities ×
