@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from cnnlab.face.dlib_resnet import DlibFaceResNet
-from cnnlab.face.encoder import FaceEncoderModule
+from cnnlab.face.models.dlib_resnet import DlibFaceResNet
+from cnnlab.face.training.module import FaceEncoderModule
 from cnnlab.models.freezing import freeze, set_trainable, trunk_blocks
 from cnnlab.tasks.classifier import Classifier
 from cnnlab.tasks.finetune import replace_head

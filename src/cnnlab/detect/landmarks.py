@@ -46,7 +46,7 @@ def dlib_landmarks(image: np.ndarray, box: Any) -> np.ndarray:
     """
     import dlib
 
-    from ..face.align import landmark_predictor
+    from ..face.detection.align import landmark_predictor
 
     grey = np.ascontiguousarray(np.asarray(image).mean(2).astype(np.uint8))
     x1, y1, x2, y2 = (int(round(float(v))) for v in box)

@@ -18,8 +18,8 @@ and keeps, its running statistics, and a frozen dropout is off: a frozen block i
 function (which is what makes fine-tuning's cached features exact).
 
 Used by fine-tuning (:mod:`cnnlab.tasks.finetune`), the face encoder
-(:func:`cnnlab.face.encoder.set_trainable`) and dlib's network
-(:meth:`cnnlab.face.dlib_resnet.DlibFaceResNet.set_finetune`).
+(:func:`cnnlab.face.training.module.set_trainable`) and dlib's network
+(:meth:`cnnlab.face.models.dlib_resnet.DlibFaceResNet.set_finetune`).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from ._app import done, log, stage, tracker
 
 @stage(config_name="faces")
 def main(cfg: DictConfig) -> None:
-    from ..face.train import fit_encoder
+    from ..face.training.train import fit_encoder
     from ..tasks.callbacks import MLflowMetrics
     from ..tasks.config_check import check_training_config
     from ..tasks.fit import is_launch_rank_zero
