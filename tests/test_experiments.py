@@ -46,5 +46,5 @@ def test_resnet18_digits_trains_end_to_end(tiny_digits, tmp_path):
     run(stage("train", "experiment=resnet18_digits", "debug=tiny", f"paths.prepared={tiny_digits}",
               f"paths.run={run_dir}", "num_workers=0"), REPO, run_env(tmp_path))
     hp = torch.load(run_dir / "best.ckpt", weights_only=True, map_location="cpu")["hyper_parameters"]
-    assert hp["arch"] == "resnet18" and hp["model_kwargs"] == {"small_input": True}
+    assert hp["arch"] == "resnet18" and hp["model_kwargs"] == {"small_input": True} and hp["input_size"] == [32, 32]
     assert (run_dir / "metrics.json").is_file()
