@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
-from ..checkpoint import check_state_dict, read_lightning, sub_state
+from ..checkpoint import load_weights, read_lightning, sub_state
 from ..models import create_model
 from ..models.freezing import KeepFrozenInEval
 from .init import apply_init
@@ -103,10 +103,5 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     hp = ckpt["hyper_parameters"]
     model = create_model(hp["arch"], num_classes=len(hp["classes"]), in_chans=hp["in_chans"],
                          **(hp.get("model_kwargs") or {}))
-    state = sub_state(ckpt["state_dict"], "model.")
-    try:
-        model.load_state_dict(state)
-    except RuntimeError:  # name the keys and shapes that do not fit
-        check_state_dict(model, state, f"{path}: its weights")
-        raise
+    load_weights(model, sub_state(ckpt["state_dict"], "model."), f"{path}: its weights")
     return model.eval(), dict(hp)

@@ -123,14 +123,9 @@ def load_encoder(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
             from None
     hp = ckpt["hyper_parameters"]
     embedder = build_embedder(hp)
-    from ...checkpoint import check_state_dict, sub_state
+    from ...checkpoint import load_weights, sub_state
 
-    state = sub_state(ckpt["state_dict"], "embedder.")
-    try:
-        embedder.load_state_dict(state)
-    except RuntimeError:  # name the keys and shapes that do not fit
-        check_state_dict(embedder, state, f"{path}: its weights")
-        raise
+    load_weights(embedder, sub_state(ckpt["state_dict"], "embedder."), f"{path}: its weights")
     return embedder.eval(), dict(hp)
 
 
