@@ -18,7 +18,7 @@ def _row(key: str, group: str, rank1: float, eer: float) -> dict:
 
 
 def test_faces_per_second_times_each_step(tmp_path):
-    from cnnlab.face.embedder import pretrained_dlib_checkpoint
+    from cnnlab.face.models.embedder import pretrained_dlib_checkpoint
 
     images = sorted((REPO / "data/raw/orl_faces/s1").glob("*.pgm"))[:3]
     rates = faces_per_second(images, ALIGN, {"dlib": pretrained_dlib_checkpoint(tmp_path / "d.ckpt")},

@@ -67,8 +67,8 @@ def test_goal_is_judged_at_one_million_only():
 
 def test_tune_says_when_the_target_is_out_of_reach():
     from cnnlab.bench.face_search import synthetic, tune
-    from cnnlab.face.encodings import Encodings
-    from cnnlab.face.gallery import Gallery
+    from cnnlab.face.gallery.encodings import Encodings
+    from cnnlab.face.gallery.verify import Gallery
 
     x, ids, probes = synthetic(1000, 16, 5, 0.6, 20)
     gallery = Gallery(tau=4.0, index_kind="ivf", backend="faiss")

@@ -15,10 +15,10 @@ from conftest import REPO, run, run_env, stage
 from PIL import Image
 
 from cnnlab.evaluate.benchmark import crop_embeddings
-from cnnlab.face.benchmark import (EmbeddingEnsemble, encoder_checkpoints, face_scores, load_face_encoders,
+from cnnlab.face.evaluation.benchmark import (EmbeddingEnsemble, encoder_checkpoints, face_scores, load_face_encoders,
                                             load_test_faces, publish_faces, run_face_benchmark)
 from cnnlab.evaluate.multicrop import CENTRE, FLIP, TEN
-from cnnlab.face.encoder import FaceEncoderModule
+from cnnlab.face.training.module import FaceEncoderModule
 from cnnlab.track import list_artifacts
 
 SIZE = [32, 32]

@@ -34,8 +34,8 @@ def _redraw(alpha: np.ndarray, affine: list, shape: tuple[int, int]) -> np.ndarr
 
 
 def test_boxes_masks_landmarks_redraw_from_parameters(tiny):
-    from cnnlab.face.align import face_landmarks
-    from cnnlab.face.detect import largest_face
+    from cnnlab.face.detection.align import face_landmarks
+    from cnnlab.face.detection.detectors import largest_face
 
     n_objects = n_faces = 0
     for split in ("train", "val", "test"):

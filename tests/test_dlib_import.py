@@ -1,4 +1,4 @@
-"""dlib's 128-d face ResNet imported into PyTorch (cnnlab.face.dlib_resnet) gives dlib's descriptors.
+"""dlib's 128-d face ResNet imported into PyTorch (cnnlab.face.models.dlib_resnet) gives dlib's descriptors.
 
 The reference is dlib itself: ``face_recognition_model_v1.compute_face_descriptor`` on the same
 150x150 chips, aligned by dlib (frontal detector + 5-point landmarks + ``get_face_chip``) from
@@ -19,7 +19,7 @@ dlib = pytest.importorskip("dlib")
 if importlib.util.find_spec("face_recognition_models") is None:
     pytest.skip("face_recognition_models is not installed", allow_module_level=True)
 
-from cnnlab.face import dlib_resnet as D  # noqa: E402
+from cnnlab.face.models import dlib_dat as DAT, dlib_resnet as D  # noqa: E402
 
 ORL = Path(__file__).resolve().parents[1] / "data" / "raw" / "orl_faces"
 # (subject, image) candidates; the first N_CHIPS on which dlib finds exactly one face are used.
@@ -29,7 +29,7 @@ N_CHIPS = 4
 
 @pytest.fixture(scope="module")
 def model() -> D.DlibFaceResNet:
-    return D.load_dlib_resnet()
+    return DAT.load_dlib_resnet()
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_normalized_embeddings(model, chips, reference):
 
 def test_same_decisions_at_dlib_threshold(reference, ours):
     """The file's own loss threshold (0.6 on raw descriptors) decides every pair as dlib does."""
-    net_threshold = D.parse_dlib_dat(D.model_path()).loss_attrs["distance_threshold"]
+    net_threshold = DAT.parse_dlib_dat(D.model_path()).loss_attrs["distance_threshold"]
     assert net_threshold == pytest.approx(0.6)
     dist = np.linalg.norm(ours[:, None] - ours[None], axis=-1)
     ref = np.linalg.norm(reference[:, None] - reference[None], axis=-1)
@@ -91,7 +91,7 @@ def test_same_decisions_at_dlib_threshold(reference, ours):
 
 
 def test_parameter_count_and_shapes(model):
-    net = D.parse_dlib_dat(D.model_path())
+    net = DAT.parse_dlib_dat(D.model_path())
     assert net.loss == "loss_metric_2" and net.input == "input_rgb_image_sized"
     assert net.input_attrs["mean"] == pytest.approx((122.782, 117.001, 104.298), abs=1e-4)
     assert sum(p.numel() for p in model.parameters()) == net.num_params == 5_614_592
@@ -132,27 +132,27 @@ def test_rejects_truncated_file(tmp_path):
         bad = tmp_path / f"truncated_{cut}.dat"
         bad.write_bytes(data[:cut])
         with pytest.raises(ValueError, match=re.escape(str(bad))):
-            D.read_dlib_dat(bad)
+            DAT.read_dlib_dat(bad)
 
 
 def test_rejects_other_files(tmp_path):
     text = tmp_path / "notes.dat"
     text.write_text("this is not a dlib network\n")
     with pytest.raises(ValueError, match=re.escape(str(text))):
-        D.read_dlib_dat(text)
+        DAT.read_dlib_dat(text)
     with pytest.raises(ValueError, match="not a dlib"):
-        D.load_dlib_resnet(text)
+        DAT.load_dlib_resnet(text)
     for name in ("shape_predictor_5_face_landmarks.dat", "mmod_human_face_detector.dat"):
         other = D.model_path(name)  # real dlib files of other kinds
         with pytest.raises(ValueError, match=re.escape(str(other))):
-            D.read_dlib_dat(other)
+            DAT.read_dlib_dat(other)
 
 
 def test_cached_state_dict_round_trip(tmp_path, model, chips, ours):
-    out = D.convert(None, tmp_path / "cache" / "dlib_face_resnet.pt")
+    out = DAT.convert(None, tmp_path / "cache" / "dlib_face_resnet.pt")
     sd = torch.load(out, map_location="cpu", weights_only=True)
     assert set(sd) == set(model.state_dict())
-    again = D.load_dlib_resnet(out)
+    again = DAT.load_dlib_resnet(out)
     with torch.no_grad():
         np.testing.assert_array_equal(again(D.preprocess(chips)).numpy(), ours)
     assert not any(p.name.endswith(".tmp") for p in out.parent.iterdir())

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnnlab.face.baselines import BASELINES, LBPHistograms, RawPixels, _uniform_table, lbp_codes, load_gray
-from cnnlab.face.metrics import one_shot_rank1
+from cnnlab.face.evaluation.baselines import BASELINES, LBPHistograms, RawPixels, _uniform_table, lbp_codes, load_gray
+from cnnlab.face.evaluation.metrics import one_shot_rank1
 
 ORL = Path(__file__).resolve().parents[1] / "data" / "raw" / "orl_faces"
 

@@ -16,9 +16,9 @@ import torch
 from PIL import Image
 
 from cnnlab.cli import main
-from cnnlab.face.encoder import FaceEncoderModule, checkpoint_hash
-from cnnlab.face.encodings import encode_with_checkpoint, load_encodings, save_encodings
-from cnnlab.face.gallery import calibrate, save_threshold, threshold_path
+from cnnlab.face.training.module import FaceEncoderModule, checkpoint_hash
+from cnnlab.face.gallery.encodings import encode_with_checkpoint, load_encodings, save_encodings
+from cnnlab.face.gallery.verify import calibrate, save_threshold, threshold_path
 from conftest import BIN, REPO, run, run_env
 
 CNNLAB = str(BIN / "cnnlab")
@@ -172,7 +172,7 @@ def test_thresholds_and_encoders_must_match(setup, enrolled, tmp_path, capsys):
 
 def test_probes_are_prepared_exactly_like_validation_images():
     from cnnlab.data.datamodule import eval_transform
-    from cnnlab.face.encodings import image_transform
+    from cnnlab.face.gallery.encodings import image_transform
 
     x = torch.randint(0, 256, (1, 47, 39), dtype=torch.uint8)
     norm = {"mean": [0.46], "std": [0.21]}
@@ -224,7 +224,7 @@ def test_enroll_skips_the_drawings_of_detect(setup, tmp_path, capsys):
     """A `cnnlab face detect` drawing moved into a gallery is not enrolled as a photo."""
     import shutil
 
-    from cnnlab.face.detect import draw_boxes, is_drawing, save_drawing
+    from cnnlab.face.detection.drawing import draw_boxes, is_drawing, save_drawing
 
     gallery = tmp_path / "g"
     shutil.copytree(setup["gallery"], gallery)

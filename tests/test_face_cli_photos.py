@@ -19,9 +19,9 @@ from PIL import Image
 pytest.importorskip("dlib")
 
 from cnnlab.cli import main  # noqa: E402
-from cnnlab.face.embedder import pretrained_dlib_checkpoint  # noqa: E402
-from cnnlab.face.encodings import load_encodings  # noqa: E402
-from cnnlab.face.preprocess import DEFAULT_RECIPE  # noqa: E402
+from cnnlab.face.models.embedder import pretrained_dlib_checkpoint  # noqa: E402
+from cnnlab.face.gallery.encodings import load_encodings  # noqa: E402
+from cnnlab.face.detection.preprocess import DEFAULT_RECIPE  # noqa: E402
 from conftest import BIN, REPO, run, run_env  # noqa: E402
 
 ORL = REPO / "data" / "raw" / "orl_faces"

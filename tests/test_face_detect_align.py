@@ -23,12 +23,14 @@ cv2 = pytest.importorskip("cv2")
 
 from conftest import BIN, REPO  # noqa: E402
 
-from cnnlab.face.align import (  # noqa: E402
+from cnnlab.face.detection.align import (  # noqa: E402
     MEAN_FACE_5, AlignedFace, align_face, align_image, canonical_landmarks, face_landmarks, face_transform,
     landmark_predictor, similarity_transform)
-from cnnlab.face.detect import (  # noqa: E402
-    DetectorUnavailable, Face, NoFaceError, as_array, available_detectors, detect_faces, detection_rate,
-    draw_boxes, face_model_file, largest_face)
+from cnnlab.face.detection.detectors import (  # noqa: E402
+    DetectorUnavailable, Face, NoFaceError, available_detectors, detect_faces, detection_rate, largest_face)
+from cnnlab.face.detection.drawing import draw_boxes  # noqa: E402
+from cnnlab.face.detection.images import as_array  # noqa: E402
+from cnnlab.face.detection.model_files import face_model_file  # noqa: E402
 
 ORL = REPO / "data" / "raw" / "orl_faces"
 ALL_ORL = sorted(ORL.glob("s*/*.pgm"))
@@ -169,7 +171,7 @@ def test_two_faces_are_both_found_largest_first():
 
 
 def test_detectors_and_predictor_are_created_once():
-    from cnnlab.face import detect
+    from cnnlab.face.detection import detectors as detect
 
     assert detect.hog_detector() is detect.hog_detector()
     assert landmark_predictor() is landmark_predictor()
@@ -363,7 +365,7 @@ def test_cli_detect_bad_input_in_process(tmp_path, capsys):
 
 def test_cli_stays_light():
     """Parsing the command line imports neither dlib nor OpenCV (``cnnlab --help`` stays fast)."""
-    code = ("import sys, cnnlab.cli, cnnlab.face.detect, cnnlab.face.align; cnnlab.cli.build_parser(); "
+    code = ("import sys, cnnlab.cli, cnnlab.face.detection.detectors, cnnlab.face.detection.align; cnnlab.cli.build_parser(); "
             "heavy = {'dlib', 'cv2'} & set(sys.modules); assert not heavy, heavy")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr

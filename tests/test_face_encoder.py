@@ -7,9 +7,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 
-from cnnlab.face.encoder import Embedder, FaceEncoderModule, checkpoint_hash, load_encoder
-from cnnlab.face.encodings import encode_with_checkpoint
-from cnnlab.face.losses import PKSampler
+from cnnlab.face.training.module import Embedder, FaceEncoderModule, checkpoint_hash, load_encoder
+from cnnlab.face.gallery.encodings import encode_with_checkpoint
+from cnnlab.face.training.losses import PKSampler
 
 NORM = {"mean": [0.5], "std": [0.25]}
 
@@ -97,7 +97,7 @@ def test_load_encoder_refuses_other_files(tmp_path):
 
 def test_face_datamodule_serves_pk_batches_of_training_people_only(tmp_path):
     from cnnlab.data.prepare import SplitConfig, prepare_dataset
-    from cnnlab.face.data import FaceDataModule
+    from cnnlab.face.training.data import FaceDataModule
 
     rng = np.random.default_rng(0)
     items = [(f"{i}", f"p{p}", Image.fromarray(rng.integers(0, 256, (20, 18), dtype=np.uint8), "L"))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnlab.face.folds import identity_folds, nway_rank1, scores, summarize, write_fold
+from cnnlab.face.evaluation.folds import identity_folds, nway_rank1, scores, summarize, write_fold
 
 PEOPLE = [f"s{i}" for i in range(1, 21)]
 
@@ -47,7 +47,7 @@ def _aligned(root: Path, people: list[str], shots: int = 3) -> Path:
 
 
 def test_a_fold_folder_is_a_prepared_identity_split(tmp_path):
-    from cnnlab.face.evaluate import load_splits
+    from cnnlab.face.evaluation.heldout import load_splits
 
     people = PEOPLE[:6]
     aligned = _aligned(tmp_path / "aligned", people)
@@ -130,7 +130,7 @@ def test_levers_are_chosen_on_validation_people(tmp_path):
 
 
 def test_validation_best_uses_validation_people_and_prefers_the_untrained_on_ties():
-    from cnnlab.face.compare import validation_best
+    from cnnlab.face.evaluation.compare import validation_best
 
     val = {"rank1": 1.0, "eer": 0.0, "tar_at_far_1pct": 1.0}
     assert validation_best({"ft": (val, "finetune"), "asis": (val, "pretrained")}) == "asis"

@@ -6,10 +6,10 @@ import torch
 from PIL import Image
 
 from cnnlab.data.images import DataError
-from cnnlab.face.encoder import Embedder
-from cnnlab.face.encodings import (Encodings, concat_encodings, embed_images, encode_folder, load_encodings,
+from cnnlab.face.training.module import Embedder
+from cnnlab.face.gallery.encodings import (Encodings, concat_encodings, embed_images, encode_folder, load_encodings,
                                    save_encodings)
-from cnnlab.face.gallery import NOT_RECOGNISED, Gallery, calibrate, load_threshold, save_threshold, threshold_path
+from cnnlab.face.gallery.verify import NOT_RECOGNISED, Gallery, calibrate, load_threshold, save_threshold, threshold_path
 
 SIZE, NORM = (32, 32), {"mean": [0.5], "std": [0.25]}
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnnlab.face.losses import (PKSampler, SiameseHead, TripletLoss, all_pairs, batch_hard, batch_semi_hard,
+from cnnlab.face.training.losses import (PKSampler, SiameseHead, TripletLoss, all_pairs, batch_hard, batch_semi_hard,
                                 binary_pair_loss, pairwise_sq_dists, triplet_loss)
 
 

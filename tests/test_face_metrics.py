@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from cnnlab.face.metrics import (calibrate_threshold, dir_at_far, equal_error_rate, evaluate_embeddings,
+from cnnlab.face.evaluation.metrics import (calibrate_threshold, dir_at_far, equal_error_rate, evaluate_embeddings,
                                  one_shot_rank1, open_set_identification, roc, threshold_at_far,
                                  verification_metrics, verification_pairs)
 

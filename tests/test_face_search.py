@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from cnnlab.face import search
-from cnnlab.face.search import FaissIndex, NumpyIndex, build_index, make_index
+from cnnlab.face.gallery import search
+from cnnlab.face.gallery.search import FaissIndex, NumpyIndex, build_index, make_index
 
 faiss = pytest.importorskip("faiss")
 

@@ -124,8 +124,8 @@ def test_encoder_trains_on_training_people_only(pipeline):
 
 
 def test_encodings_are_named_after_the_split_and_hold_its_people(pipeline):
-    from cnnlab.face.encoder import checkpoint_hash
-    from cnnlab.face.encodings import load_encodings
+    from cnnlab.face.training.module import checkpoint_hash
+    from cnnlab.face.gallery.encodings import load_encodings
 
     ids = json.loads((pipeline / "aligned/orl_faces_ids/dataset.json").read_text())["classes_per_split"]
     for split in ("val", "test"):
@@ -139,7 +139,7 @@ def test_encodings_are_named_after_the_split_and_hold_its_people(pipeline):
 
 def test_encode_faces_aligns_a_folder_of_photos_as_align_faces_did(pipeline, tmp_path, monkeypatch):
     """Unaligned photos (the prepared test split) → the same vectors as the aligned split's."""
-    from cnnlab.face.encodings import load_encodings
+    from cnnlab.face.gallery.encodings import load_encodings
 
     photos = tmp_path / "photos"
     shutil.copytree(pipeline / "prepared/orl_faces_ids/test", photos)
@@ -157,8 +157,8 @@ def test_encode_faces_aligns_a_folder_of_photos_as_align_faces_did(pipeline, tmp
 
 
 def test_calibration_meets_its_target_far_on_the_validation_pairs(pipeline):
-    from cnnlab.face.encodings import load_encodings
-    from cnnlab.face.metrics import verification_pairs
+    from cnnlab.face.gallery.encodings import load_encodings
+    from cnnlab.face.evaluation.metrics import verification_pairs
 
     record = json.loads((pipeline / "enc/orl_faces_ids-val.threshold.json").read_text())
     assert record == json.loads((pipeline / "enc/orl_faces_ids-test.threshold.json").read_text())
@@ -262,8 +262,8 @@ def test_alignment_finds_every_face_and_keeps_the_split(pipeline):
 
 
 def test_dlib_transfer_starts_from_the_imported_weights(pipeline):
-    from cnnlab.face.dlib_resnet import load_dlib_resnet
-    from cnnlab.face.embedder import load_encoder
+    from cnnlab.face.models.dlib_dat import load_dlib_resnet
+    from cnnlab.face.models.embedder import load_encoder
 
     imported, hp = load_encoder(pipeline / "models/dlib/best.ckpt")
     assert hp["arch"] == "dlib_face_resnet" and hp["identities"] == []

@@ -114,7 +114,7 @@ def test_cached_head_equals_training_through_the_frozen_backbone(hydra_cfg, data
     stamp = [(tmp_path / "cache" / n).stat().st_mtime_ns for n in cached]
     torch.manual_seed(0)
     module2, dm2, _, _, _ = prepare(cfg)
-    import cnnlab.tasks.finetune as ftmod
+    import cnnlab.tasks.finetune.cached as ftmod  # where cached_features looks extract_features up
 
     def no_recompute(*a, **k):
         raise AssertionError("features recomputed despite the cache")

@@ -220,7 +220,7 @@ def test_face_encoder_trainer_takes_the_trainer_config_path(hydra_cfg, caplog, t
     import lightning as L
     from hydra.utils import instantiate
 
-    from cnnlab.face.train import trainer_kwargs
+    from cnnlab.face.training.train import trainer_kwargs
     from cnnlab.stages._app import compose
 
     with caplog.at_level("WARNING", logger="cnnlab.tasks.fit"):
@@ -237,7 +237,7 @@ def test_face_encoder_trainer_takes_the_trainer_config_path(hydra_cfg, caplog, t
 
 
 def test_finetune_trainer_takes_the_trainer_config_path(hydra_cfg, tmp_path, caplog):
-    from cnnlab.tasks.finetune import _trainer
+    from cnnlab.tasks.finetune.train import _trainer
 
     with caplog.at_level("WARNING", logger="cnnlab.tasks.fit"):
         trainer, _ = _trainer(hydra_cfg("trainer=gpu", "trainer.accelerator=cpu"), tmp_path, [])

@@ -52,7 +52,7 @@ def _vgg11():
 
 
 def _dlib():
-    from cnnlab.face.dlib_resnet import DlibFaceResNet
+    from cnnlab.face.models.dlib_resnet import DlibFaceResNet
 
     model = DlibFaceResNet(input_size=None)
     stem = model.stem  # its functional max-pool, as an average pool of the same window (see _positive)

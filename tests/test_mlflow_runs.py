@@ -78,6 +78,7 @@ def test_pipeline_on_a_real_server(tmp_path: Path):
         train = run(stage("train", *common, "optim.lr=0.01"), REPO, env, timeout=600)
         run(stage("evaluate", *common), REPO, env, timeout=600)
         sel = run(stage("select", f"select.metrics=[{tmp_path / 'eval' / 'metrics.json'}]",
+                        f"select.checkpoints=[{tmp_path / 'run' / 'best.ckpt'}]",
                         f"select.out={tmp_path / 'sel'}", "select.latency_budget_ms=1000"), REPO, env, timeout=600)
 
         client = MlflowClient(base)

@@ -213,7 +213,7 @@ def test_corrupt_npz_given_to_cnnlab_face_is_one_line(tmp_path, capsys, damage):
     from cnnlab.cli import main
 
     path = tmp_path / "people.npz"
-    from cnnlab.face.encodings import Encodings, save_encodings
+    from cnnlab.face.gallery.encodings import Encodings, save_encodings
 
     vectors = np.random.default_rng(0).normal(size=(50, 128)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)

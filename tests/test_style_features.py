@@ -23,7 +23,7 @@ def classifier_ckpt(path: Path, in_chans: int = 1) -> Path:
 
 def dlib_ckpt(path: Path) -> Path:
     """A face-encoder checkpoint of dlib's architecture (random weights: no .dat needed)."""
-    from cnnlab.face.dlib_resnet import INPUT_SIZE, NORMALIZATION, DlibFaceResNet
+    from cnnlab.face.models.dlib_resnet import INPUT_SIZE, NORMALIZATION, DlibFaceResNet
 
     state = {f"embedder.net.{k}": v for k, v in DlibFaceResNet().state_dict().items()}
     hp = {"arch": "dlib_face_resnet", "in_chans": 3, "input_size": [INPUT_SIZE, INPUT_SIZE],

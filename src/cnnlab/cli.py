@@ -94,7 +94,7 @@ def _add_face(subparsers: argparse._SubParsersAction) -> None:
     i.add_argument("image")
     i.add_argument("-k", type=int, default=5, help="how many people to list")
     i.add_argument("--index", choices=("exact", "hnsw", "ivf", "ivfpq", "ivfsq"), default="exact",
-                   help="search index (cnnlab.face.search)")
+                   help="search index (cnnlab.face.gallery.search)")
     _add_face_sources(i)
     d = actions.add_parser("detect", help="find the faces in an image; write a copy with the boxes drawn",
                            description="Print each face's box (x0 y0 x1 y1 pixels, right/bottom exclusive), "

@@ -80,7 +80,7 @@ _compare = FaceStage("compare_faces", f"face.compare.only={hydra_list(FACE_ENCOD
 # trained with each of config["face_seeds"] on the training people of the identity split, scored on
 # its test people. Seed 0 is the encoder the other face rules build; seed k > 0 is trained by
 # train_encoder_seed into models/faces/<encoder>-<train_on>-seed<k>/, as
-# cnnlab.face.benchmark.encoder_checkpoints names it.
+# cnnlab.face.evaluation.benchmark.encoder_checkpoints names it.
 BENCH_ENCODER = next((n for n, kind in ALL_ENCODERS.items() if kind == "scratch"), None)
 if BENCH_ENCODER is None:
     raise ValueError("benchmark_faces ensembles encoders trained with several seeds; face.compare.encoders "

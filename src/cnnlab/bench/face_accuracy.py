@@ -54,11 +54,11 @@ def run_split(seed: int, work: Path, dlib_ckpt: Path) -> dict[str, dict[str, flo
         ``{method: test metrics}`` for :data:`SPLIT_METHODS`.
     """
     from cnnlab.data.prepare import SplitConfig, folder_source, prepare_dataset
-    from cnnlab.face.aligned_data import align_prepared
-    from cnnlab.face.encodings import encode_with_checkpoint, load_encodings, save_encodings
-    from cnnlab.face.evaluate import run_evaluation
-    from cnnlab.face.gallery import calibrate, save_threshold
-    from cnnlab.face.train import fit_encoder
+    from cnnlab.face.detection.aligned_data import align_prepared
+    from cnnlab.face.gallery.encodings import encode_with_checkpoint, load_encodings, save_encodings
+    from cnnlab.face.evaluation.heldout import run_evaluation
+    from cnnlab.face.gallery.verify import calibrate, save_threshold
+    from cnnlab.face.training.train import fit_encoder
 
     root = work / f"split{seed}"
     prepared, aligned = root / "prepared", root / "aligned"
@@ -102,11 +102,12 @@ def faces_per_second(images: list[Path], align: dict[str, Any], encoders: dict[s
         ``{"detection": faces/s, "alignment": faces/s, "encoding": {encoder: {threads: faces/s}}}``;
         detection and alignment run single-threaded (dlib's HOG and the landmark model are).
     """
-    from cnnlab.face.align import align_face
-    from cnnlab.face.detect import as_array, largest_face
-    from cnnlab.face.embedder import load_encoder
-    from cnnlab.face.encodings import encoder_input, image_transform
-    from cnnlab.face.preprocess import aligned_rgb
+    from cnnlab.face.detection.align import align_face
+    from cnnlab.face.detection.detectors import largest_face
+    from cnnlab.face.detection.images import as_array
+    from cnnlab.face.models.embedder import load_encoder
+    from cnnlab.face.gallery.encodings import encoder_input, image_transform
+    from cnnlab.face.detection.preprocess import aligned_rgb
     from PIL import Image
     from torchvision.transforms import v2
 
@@ -185,7 +186,7 @@ def format_section(comparison: dict, splits: list[dict], rates: dict, load: floa
 
 def main(argv: list[str] | None = None) -> int:
     from cnnlab.data.images import scan_image_folder
-    from cnnlab.face.embedder import pretrained_dlib_checkpoint
+    from cnnlab.face.models.embedder import pretrained_dlib_checkpoint
 
     parser = argparse.ArgumentParser(prog="python -m cnnlab.bench.face_accuracy", description=__doc__.splitlines()[0])
     parser.add_argument("--splits", type=int, default=0, help="other identity splits to evaluate on")

@@ -1,6 +1,6 @@
 """Faces on k identity folds of the 20 embedded people (issue 20): every person is a test person once.
 
-For each fold (:func:`cnnlab.face.folds.identity_folds`: 4 test, 4 validation, 12 training
+For each fold (:func:`cnnlab.face.evaluation.folds.identity_folds`: 4 test, 4 validation, 12 training
 people) the hand-engineered baselines are fitted on the training people with their
 hyper-parameters chosen on the validation people, the from-scratch encoder (``encoder=course39``,
 its configured recipe plus ``--recipe`` overrides) is trained on the training people with its
@@ -10,7 +10,7 @@ augmentation then transforms the pixels it sees, not the 150×150 crops (≈ 15�
 pipeline's ``train_encoder`` augments the 150×150 crops, then resizes). Reported: mean ±
 standard deviation over folds of one-shot rank-1 (4-way), EER and TAR at FAR 1 % on the test
 people, the same on the validation people (what recipes are chosen by), and the pooled 20-way
-rank-1 (:func:`cnnlab.face.folds.nway_rank1`).
+rank-1 (:func:`cnnlab.face.evaluation.folds.nway_rank1`).
 
     python -m cnnlab.bench.face_folds                  # writes the face_folds section of docs/BENCHMARKS.md
     python -m cnnlab.bench.face_folds --folds 5 --recipe face.train.max_epochs=60
@@ -56,7 +56,7 @@ def aligned_people(work: Path) -> Path:
     if (aligned / "manifest.csv").is_file():
         return aligned
     from cnnlab.data.prepare import SplitConfig, folder_source, prepare_dataset
-    from cnnlab.face.aligned_data import align_prepared
+    from cnnlab.face.detection.aligned_data import align_prepared
 
     data = compose(f"data={cfg.face.datasets.ids}").data
     prepared = work / "prepared"
@@ -69,8 +69,8 @@ def aligned_people(work: Path) -> Path:
 
 def embed_paths(ckpt: Path, paths: Sequence[Path], flip: bool = False) -> np.ndarray:
     """Unit embeddings of aligned crops; ``flip``: averaged with the mirrored crop's, re-normalised."""
-    from cnnlab.face.embedder import load_encoder
-    from cnnlab.face.encodings import embed_images, encoder_input
+    from cnnlab.face.models.embedder import load_encoder
+    from cnnlab.face.gallery.encodings import embed_images, encoder_input
 
     embedder, hp = load_encoder(ckpt)
     mode, size, norm = encoder_input(hp)
@@ -85,9 +85,9 @@ def embed_paths(ckpt: Path, paths: Sequence[Path], flip: bool = False) -> np.nda
 def baseline_embeddings(fold_dir: Path, ecfg: dict[str, Any]) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Each baseline fitted on the fold's training people, chosen on its validation people (lowest
     EER, then rank-1, as ``evaluate_faces`` chooses): ``({name: embeddings of every image}, labels)``."""
-    from cnnlab.face.baselines import load_gray
-    from cnnlab.face.evaluate import baseline_candidates, load_splits
-    from cnnlab.face.folds import scores
+    from cnnlab.face.evaluation.baselines import load_gray
+    from cnnlab.face.evaluation.heldout import baseline_candidates, load_splits
+    from cnnlab.face.evaluation.folds import scores
 
     splits = load_splits(fold_dir)
     order = ("train", "val", "test")
@@ -119,7 +119,7 @@ def scratch_size(recipe: Sequence[str]) -> tuple[int, int]:
 
 def train_scratch(fold_dir: Path, run: Path, recipe: Sequence[str], seed: int) -> tuple[Path, dict[str, Any]]:
     """course39 (with ``recipe`` overrides) trained on the fold's training people."""
-    from cnnlab.face.train import fit_encoder
+    from cnnlab.face.training.train import fit_encoder
 
     cfg = compose("encoder=course39", f"face.paths.prepared={fold_dir}", f"face.paths.run={run}", f"seed={seed}",
                   "num_workers=0", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
@@ -132,8 +132,8 @@ def run_folds(aligned: Path, work: Path, k: int, recipe: Sequence[str], seeds: S
               dlib: Path | None) -> dict[str, Any]:
     """Every method on every fold: ``{"folds": [...], "methods": {name: {"test", "val", "nway"}}}``."""
     from cnnlab.data.prepared_split import read_prepared
-    from cnnlab.face.evaluate import load_splits
-    from cnnlab.face.folds import identity_folds, nway_rank1, scores, summarize, write_fold
+    from cnnlab.face.evaluation.heldout import load_splits
+    from cnnlab.face.evaluation.folds import identity_folds, nway_rank1, scores, summarize, write_fold
 
     ecfg = OmegaConf.to_container(compose().face.evaluate, resolve=True)
     meta, _ = read_prepared(aligned)
@@ -255,7 +255,7 @@ def write_comparison_section(result: dict[str, Any], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from cnnlab.face.embedder import pretrained_dlib_checkpoint
+    from cnnlab.face.models.embedder import pretrained_dlib_checkpoint
     from cnnlab.io import write_json
 
     parser = argparse.ArgumentParser(prog="python -m cnnlab.bench.face_folds", description=__doc__.splitlines()[0])

@@ -47,7 +47,7 @@ def run_fold(i: int, k: int, levers: list[str], out: Path) -> Path:
     """Train and score every lever on fold ``i``; writes ``out/fold<i>.json``."""
     from cnnlab.bench.face_folds import aligned_people, embed_paths, scratch_size, train_scratch
     from cnnlab.data.prepared_split import read_prepared
-    from cnnlab.face.folds import identity_folds, scores, write_fold
+    from cnnlab.face.evaluation.folds import identity_folds, scores, write_fold
 
     out.mkdir(parents=True, exist_ok=True)
     result: dict[str, dict] = {}

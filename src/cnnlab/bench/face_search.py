@@ -1,7 +1,7 @@
 """Face search at scale: ``Gallery.identify`` latency (p50) and recall@1 against exact search.
 
 For each gallery size N, a synthetic gallery of N unit vectors (128-d, like the encoder's) is
-enrolled in a :class:`~cnnlab.face.gallery.Gallery` with each index: exact faiss
+enrolled in a :class:`~cnnlab.face.gallery.verify.Gallery` with each index: exact faiss
 (``IndexFlatL2``), HNSW, IVF-Flat, IVF-PQ fast-scan with exact re-ranking, IVF with 8-bit scalar
 quantisation and the numpy fallback. Two data sets (``--data``), each with ``--per-person``
 images per person and probes that are new images of enrolled people:
@@ -40,8 +40,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from cnnlab.bench.report import DEFAULT_PATH, write_section
-from cnnlab.face.encodings import Encodings
-from cnnlab.face.gallery import Gallery
+from cnnlab.face.gallery.encodings import Encodings
+from cnnlab.face.gallery.verify import Gallery
 
 GOAL_N, GOAL_MS, GOAL_RECALL = 1_000_000, 5.0, 0.99
 _NPROBE = ("nprobe", (1, 2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512))
@@ -141,7 +141,7 @@ def dlib_encodings() -> tuple[np.ndarray, np.ndarray]:
 
     from cnnlab.bench.face_folds import aligned_people, embed_paths
     from cnnlab.data.prepared_split import read_prepared
-    from cnnlab.face.embedder import pretrained_dlib_checkpoint
+    from cnnlab.face.models.embedder import pretrained_dlib_checkpoint
 
     with tempfile.TemporaryDirectory(prefix="face_search_") as tmp:
         aligned = aligned_people(Path(tmp))

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from ..models import create_model
-from ..tasks.schedules import configure_optimizers
+from ..tasks.steps import StepsByStage
 
 
 def interocular(marks: np.ndarray) -> np.ndarray:
@@ -46,7 +46,7 @@ def dlib_landmarks(image: np.ndarray, box: Any) -> np.ndarray:
     """
     import dlib
 
-    from ..face.align import landmark_predictor
+    from ..face.detection.align import landmark_predictor
 
     grey = np.ascontiguousarray(np.asarray(image).mean(2).astype(np.uint8))
     x1, y1, x2, y2 = (int(round(float(v))) for v in box)
@@ -54,7 +54,7 @@ def dlib_landmarks(image: np.ndarray, box: Any) -> np.ndarray:
     return np.array([(shape.part(k).x, shape.part(k).y) for k in range(5)], dtype=np.float64)
 
 
-class LandmarkRegressor(L.LightningModule):
+class LandmarkRegressor(StepsByStage, L.LightningModule):
     """Any registry backbone + a linear head of 10 outputs (the 5 ``(x, y)`` in crop units), squared error.
 
     Hyper-parameters are plain types (``weights_only=True`` checkpoints) and carry what is needed
@@ -85,11 +85,3 @@ class LandmarkRegressor(L.LightningModule):
                      on_step=False, on_epoch=True)
         return loss
 
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        return self._step(batch, "val")
-
-    def configure_optimizers(self):
-        return configure_optimizers(self.parameters(), self.hparams.optim)

@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..models import create_model
-from ..tasks.schedules import configure_optimizers
+from ..tasks.steps import StepsByStage
 
 LOSSES = ("course", "logistic")
 
@@ -85,7 +85,7 @@ def scores(out: torch.Tensor, class_id: torch.Tensor, box: torch.Tensor) -> dict
             "object_accuracy": float(right.float().mean()) if has.any() else 0.0}
 
 
-class Localiser(L.LightningModule):
+class Localiser(StepsByStage, L.LightningModule):
     """Any registry backbone (``forward_features`` → pre-logits) + a linear head of ``5 + n`` outputs.
 
     Hyper-parameters are plain types, so checkpoints load with ``weights_only=True`` and carry the
@@ -117,11 +117,3 @@ class Localiser(L.LightningModule):
                 self.log(f"val/{k}", v, on_step=False, on_epoch=True, prog_bar=k == "localisation_accuracy")
         return loss
 
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        return self._step(batch, "val")
-
-    def configure_optimizers(self):
-        return configure_optimizers(self.parameters(), self.hparams.optim)

@@ -78,8 +78,8 @@ def _orl(root: str) -> tuple[tuple[str, np.ndarray, np.ndarray], ...]:
     """Every ORL photo under ``root`` as ``(person, grey [112, 92], landmarks [5, 2])``, sorted."""
     from PIL import Image
 
-    from ..face.align import face_landmarks
-    from ..face.detect import Face, NoFaceError, largest_face
+    from ..face.detection.align import face_landmarks
+    from ..face.detection.detectors import Face, NoFaceError, largest_face
 
     paths = sorted(Path(root).glob("s*/*.pgm"), key=lambda p: (int(p.parent.name[1:]), int(p.stem)))
     if not paths:

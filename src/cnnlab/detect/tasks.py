@@ -21,12 +21,12 @@ from ..data.images import DataError
 from .crops import Crops, normalisation, object_crops, to_tensor
 from .data import read_meta
 from .windows import WindowClassifier
-from ..tasks.schedules import configure_optimizers
+from ..tasks.steps import StepsByStage
 
 TASKS = ("localiser", "landmarks", "windows")
 
 
-class WindowTask(L.LightningModule):
+class WindowTask(StepsByStage, L.LightningModule):
     """The course's window classifier trained with cross-entropy on ``n + 1`` classes (background last)."""
 
     def __init__(self, classes: list[str], window: int, normalization: dict[str, list[float]], channels: int = 16,
@@ -47,14 +47,6 @@ class WindowTask(L.LightningModule):
         self.log(f"{stage}/acc", (logits.argmax(1) == y).float().mean(), prog_bar=True, on_step=False, on_epoch=True)
         return loss
 
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        return self._step(batch, "val")
-
-    def configure_optimizers(self):
-        return configure_optimizers(self.parameters(), self.hparams.optim)
 
 
 def input_size(cfg: DictConfig, task: str) -> int:

@@ -295,7 +295,7 @@ def face_crop_grid(embed_fn: Callable[[torch.Tensor], torch.Tensor], images: tor
         crop_sets: name → crops; ``centre`` (the cost baseline) is added first if missing.
         size: (h, w) the encoder is fed.
         score_fn: embeddings ``[N, D]`` and labels → named scores, e.g. rank-1 and EER from
-            ``cnnlab.face.metrics``.
+            ``cnnlab.face.evaluation.metrics``.
 
     Returns:
         Flat metrics ``<crops>.<score>``, ``<crops>.latency_ms``/``memory_mib`` and their

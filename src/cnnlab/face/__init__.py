@@ -1,11 +1,13 @@
 """Face verification (1:1) and recognition (1:K) from a learned similarity function.
 
-- :mod:`.losses`: triplet loss and online mining, the siamese binary head, the P×K sampler.
-- :mod:`.encoder`: the L2-normalised embedder over any zoo backbone and its LightningModule.
-- :mod:`.data`: P×K training batches over a prepared identity split.
-- :mod:`.metrics`: one-shot rank-1, ROC / EER / TAR at FAR, open-set DIR, threshold calibration.
-- :mod:`.encodings`: precomputed gallery encodings (``.npz``).
-- :mod:`.gallery`: enroll, verify, identify, calibrate.
-- :mod:`.search`: faiss (exact and approximate) or numpy nearest-neighbour search.
-- :mod:`.baselines`: raw pixels, Eigenfaces, Fisherfaces, LBP histograms.
+- :mod:`.detection`: finding faces (dlib HOG, OpenCV Haar), 5-point landmarks and alignment to a
+  dlib-compatible chip, the preprocessing recipe, aligning a whole data set.
+- :mod:`.models`: the encoder f(x) over any zoo backbone, and dlib's face ResNet (the network
+  apart from its ``.dat`` file format).
+- :mod:`.training`: triplet / siamese objectives and miners, P×K batches, the LightningModule and
+  the ``train_encoder`` run.
+- :mod:`.gallery`: precomputed encodings, nearest-neighbour search, enroll / verify / identify.
+- :mod:`.evaluation`: face metrics, hand-engineered baselines, identity folds, the held-out
+  evaluation, its report, the comparison table and the ensemble × multi-crop benchmark.
+- :mod:`.cli`: ``cnnlab face enroll | verify | identify | detect``.
 """

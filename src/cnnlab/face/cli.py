@@ -1,6 +1,6 @@
 """``cnnlab face enroll | verify | identify | detect``: the face system on precomputed encodings.
 
-``detect`` finds the faces of one image (dlib HOG or OpenCV Haar, :mod:`.detect`), prints their
+``detect`` finds the faces of one image (dlib HOG or OpenCV Haar, :mod:`.detection.detectors`), prints their
 boxes, scores and 5 landmarks and writes a copy of the image with them drawn, by default under
 ``reports/faces/detect/`` (never into the image's folder; the copy is tagged so that ``enroll``
 skips it even when it is moved into a gallery).
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data.images import DataError
-from .detect import NoFaceError
+from .detection.detectors import NoFaceError
 
 
 class FaceError(Exception):
@@ -71,7 +71,7 @@ def _default(args: argparse.Namespace, attr: str, key: str) -> str:
 
 def _encoder_for(args: argparse.Namespace, enc) -> str:
     """The checkpoint that made ``enc``: ``--encoder``, else the path it records; checked by hash."""
-    from .embedder import checkpoint_hash
+    from .models.embedder import checkpoint_hash
 
     ckpt = args.encoder or enc.encoder_path or _default(args, "encoder", "encoder")
     _check_encoder(ckpt)
@@ -95,7 +95,7 @@ def _check_encoder(ckpt: str | Path) -> None:
 
 def align_config() -> tuple[dict[str, Any], str]:
     """``(recipe, no_face policy)`` of the configured ``face.align`` (built-in defaults outside the repository)."""
-    from .preprocess import DEFAULT_RECIPE, recipe
+    from .detection.preprocess import DEFAULT_RECIPE, recipe
 
     align = config_defaults().get("align") or {}
     return recipe({**DEFAULT_RECIPE, **align}), align.get("no_face", "whole_image")
@@ -110,9 +110,9 @@ def embed_files(ckpt: str, paths: list[str], align: dict[str, Any] | None = None
     Raises:
         NoFaceError: ``align`` is set and an image has no face ("no face found in <file>").
     """
-    from .embedder import load_encoder
-    from .encodings import embed_images, encoder_input
-    from .preprocess import prepare_images
+    from .models.embedder import load_encoder
+    from .gallery.encodings import embed_images, encoder_input
+    from .detection.preprocess import prepare_images
 
     missing = [p for p in paths if not Path(p).is_file()]
     if missing:
@@ -134,7 +134,7 @@ def _probe_recipe(args: argparse.Namespace, gallery) -> dict[str, Any] | None:
 
 def _load_gallery(args: argparse.Namespace):
     """``(Gallery, its encodings path)`` with τ from ``--tau`` or the threshold file beside it."""
-    from .gallery import Gallery, threshold_path
+    from .gallery.verify import Gallery, threshold_path
 
     path = _default(args, "gallery", "gallery")
     gallery = Gallery.load(path, index_kind=getattr(args, "index", "exact"))
@@ -175,7 +175,7 @@ def _threshold_for(args: argparse.Namespace, encoder_hash: str, home: Path) -> t
     Looked for: the configured calibration file name (``face.calibrate.encodings``) in the encoder's
     own folder ``home``, then any other calibration there (``*-val.threshold.json``).
     """
-    from .gallery import read_threshold, threshold_path
+    from .gallery.verify import read_threshold, threshold_path
 
     if args.threshold:
         return read_threshold(args.threshold, encoder_hash), Path(args.threshold)
@@ -193,8 +193,8 @@ def _threshold_for(args: argparse.Namespace, encoder_hash: str, home: Path) -> t
 
 
 def enroll(args: argparse.Namespace) -> int:
-    from .encodings import encode_with_checkpoint, gallery_name, save_encodings
-    from .gallery import save_threshold, threshold_path
+    from .gallery.encodings import encode_with_checkpoint, gallery_name, save_encodings
+    from .gallery.verify import save_threshold, threshold_path
 
     ckpt = _default(args, "encoder", "encoder")
     _check_encoder(ckpt)
@@ -229,7 +229,7 @@ def enroll(args: argparse.Namespace) -> int:
 
 
 def verify(args: argparse.Namespace) -> int:
-    from .gallery import Gallery
+    from .gallery.verify import Gallery
 
     if args.encoder and args.tau is not None and not args.gallery:
         ckpt, gallery = args.encoder, Gallery(tau=args.tau)   # both given: no gallery needed
@@ -268,7 +268,7 @@ def detection_out(image: Path) -> Path:
     """Where ``cnnlab face detect`` draws by default: ``reports/faces/detect/<stem>.faces.png`` under
     the working directory, never inside the image's own folder (a gallery folder would enroll the
     drawing as one more photo): from inside it, the system's temporary folder is used instead."""
-    from .detect import DRAWING_SUFFIX
+    from .detection.drawing import DRAWING_SUFFIX
 
     out = Path("reports/faces/detect") / f"{image.stem}{DRAWING_SUFFIX}"
     folder = image.resolve().parent
@@ -281,8 +281,10 @@ def detection_out(image: Path) -> Path:
 
 def detect(args: argparse.Namespace) -> int:
     from ..io import atomic_path
-    from .align import face_landmarks
-    from .detect import DetectorUnavailable, as_array, detect_faces, draw_boxes, save_drawing
+    from .detection.align import face_landmarks
+    from .detection.detectors import DetectorUnavailable, detect_faces
+    from .detection.drawing import draw_boxes, save_drawing
+    from .detection.images import as_array
 
     image = Path(args.image)
     if not image.is_file():

@@ -60,7 +60,7 @@ def load_network(path: str | Path) -> Network:
         FileNotFoundError: no such file.
         ValueError: neither kind of cnnlab checkpoint.
     """
-    from ..face.embedder import load_encoder
+    from ..face.models.embedder import load_encoder
     from ..tasks.classifier import load_checkpoint
 
     path = Path(path)

@@ -14,7 +14,7 @@ from torchmetrics.classification import MulticlassJaccardIndex
 from ..models import create_model, get_entry
 from .data import IGNORE
 from .losses import segmentation_loss
-from ..tasks.schedules import configure_optimizers
+from ..tasks.steps import StepsByStage
 
 
 def center_crop_target(target: torch.Tensor, hw: Sequence[int]) -> torch.Tensor:
@@ -41,7 +41,7 @@ def predict_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return out
 
 
-class Segmenter(L.LightningModule):
+class Segmenter(StepsByStage, L.LightningModule):
     """Per-pixel classifier around a registered segmentation model (``unet``, ``unet_backbone``, ...).
 
     The checkpoint's hyper-parameters hold plain types only (it loads with ``weights_only=True``):
@@ -87,14 +87,6 @@ class Segmenter(L.LightningModule):
             self.log("val/miou", self.val_miou, prog_bar=True, on_step=False, on_epoch=True)
         return loss
 
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        return self._step(batch, "val")
-
-    def configure_optimizers(self):
-        return configure_optimizers(self.parameters(), self.hparams.optim, self.hparams.scheduler)
 
 
 def load_segmenter(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:

@@ -200,3 +200,15 @@ def tracker(stage_name: str, cfg: DictConfig, **tags: Any):
 def done(t: Any, wrote: Any) -> None:
     """A stage's closing line: what it wrote and its MLflow run (id, and UI URL with a server)."""
     log.info("%s wrote %s; %s", t.stage, wrote, t.describe())
+
+
+def done_training(t: Any, run_dir: str) -> None:
+    """A training stage's closing steps: tag the run with its folder, log the folder's
+    ``metrics.json``, ``details.json`` (when written), ``history.csv``, ``learning_curves.png`` and
+    ``best.ckpt`` (under ``model/``) as artifacts, then :func:`done`."""
+    run = Path(run_dir)
+    t.set_tags({"cnnlab.run_dir": run_dir})
+    for name in ("metrics.json", "details.json", "history.csv", "learning_curves.png", "best.ckpt"):
+        if (run / name).is_file():
+            t.log_artifact(run / name, "model" if name == "best.ckpt" else None)
+    done(t, run)

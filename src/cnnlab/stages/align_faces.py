@@ -16,7 +16,7 @@ from ._app import done, log, stage, tracker
 
 @stage(config_name="faces")
 def main(cfg: DictConfig) -> None:
-    from ..face.aligned_data import align_prepared
+    from ..face.detection.aligned_data import align_prepared
     from ..io import write_json
 
     f, a = cfg.face, cfg.face.align

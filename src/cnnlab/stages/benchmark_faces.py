@@ -18,7 +18,7 @@ from ._app import done, log, stage, tracker
 def main(cfg: DictConfig) -> None:
     import torch
 
-    from ..face.benchmark import encoder_checkpoints, run_face_benchmark
+    from ..face.evaluation.benchmark import encoder_checkpoints, run_face_benchmark
     from ..evaluate.multicrop import parse_crop_set
 
     f, b = cfg.face, cfg.benchmark

@@ -2,7 +2,7 @@
 
 The record (τ, achieved FAR and TAR on the validation pairs, the encoder's hash) is written
 beside the validation encodings and beside each gallery in ``face.calibrate.apply_to``, where
-:class:`~cnnlab.face.gallery.Gallery` and ``cnnlab face`` read it.
+:class:`~cnnlab.face.gallery.verify.Gallery` and ``cnnlab face`` read it.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from ._app import done, log, stage, tracker
 
 @stage(config_name="faces")
 def main(cfg: DictConfig) -> None:
-    from ..face.embedder import checkpoint_hash, load_encoder
-    from ..face.encodings import load_encodings
-    from ..face.gallery import calibrate, save_threshold
+    from ..face.models.embedder import checkpoint_hash, load_encoder
+    from ..face.gallery.encodings import load_encodings
+    from ..face.gallery.verify import calibrate, save_threshold
 
     c, ckpt = cfg.face.calibrate, cfg.face.paths.encoder
     val = load_encodings(c.encodings)

@@ -16,7 +16,7 @@ from ._app import done, log, stage, tracker
 
 @stage(config_name="faces")
 def main(cfg: DictConfig) -> None:
-    from ..face.compare import compare, write_comparison
+    from ..face.evaluation.compare import compare, write_comparison
 
     f = cfg.face
     root = Path(f.paths.comparison)

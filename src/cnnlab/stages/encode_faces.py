@@ -20,8 +20,8 @@ from ._app import done, log, stage, tracker
 
 @stage(config_name="faces")
 def main(cfg: DictConfig) -> None:
-    from ..face.encodings import encode_with_checkpoint, gallery_name, save_encodings
-    from ..face.preprocess import recipe
+    from ..face.gallery.encodings import encode_with_checkpoint, gallery_name, save_encodings
+    from ..face.detection.preprocess import recipe
 
     f, g = cfg.face, cfg.gallery
     name = g.name or gallery_name(g.root)

@@ -16,7 +16,7 @@ from ._app import done, log, stage, tracker
 
 @stage(config_name="faces")
 def main(cfg: DictConfig) -> None:
-    from ..face.evaluate import flat_metrics, run_evaluation
+    from ..face.evaluation.heldout import flat_metrics, run_evaluation
 
     f = cfg.face
     if f.train_on != "ids":

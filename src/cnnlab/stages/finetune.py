@@ -7,11 +7,9 @@ head, partial, full, gradual, and scratch (the baseline without a source).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from omegaconf import DictConfig
 
-from ._app import done, log, stage, tracker
+from ._app import done_training, log, stage, tracker
 
 
 @stage
@@ -28,12 +26,7 @@ def main(cfg: DictConfig) -> None:
         metrics = finetune(cfg, callbacks=[MLflowMetrics(t)])
         log.info("fine-tuned %s: %s", ft.out, metrics)
         t.log_results({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
-        run = Path(ft.out)
-        t.set_tags({"cnnlab.run_dir": ft.out})
-        for name in ("metrics.json", "details.json", "history.csv", "learning_curves.png", "best.ckpt"):
-            if (run / name).is_file():
-                t.log_artifact(run / name, "model" if name == "best.ckpt" else None)
-        done(t, run)
+        done_training(t, ft.out)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 ``models/faces/dlib_resnet/best.ckpt``, a face-encoder checkpoint (``encoder=dlib_resnet``).
 
 The weights are read from ``dlib_face_recognition_resnet_model_v1.dat`` by cnnlab's own parser
-(:mod:`cnnlab.face.dlib_resnet`), nothing is downloaded. The checkpoint is what ``encode_faces``,
+(:mod:`cnnlab.face.models.dlib_resnet`), nothing is downloaded. The checkpoint is what ``encode_faces``,
 ``evaluate_faces``, ``cnnlab face`` and fine-tuning (``encoder=dlib_resnet_ft``) read.
 """
 
@@ -17,8 +17,8 @@ from ._app import done, log, stage, tracker
 
 @stage(config_name="faces")
 def main(cfg: DictConfig) -> None:
-    from ..face.dlib_resnet import model_path
-    from ..face.embedder import DLIB_ARCH, checkpoint_hash, pretrained_dlib_checkpoint
+    from ..face.models.dlib_resnet import model_path
+    from ..face.models.embedder import DLIB_ARCH, checkpoint_hash, pretrained_dlib_checkpoint
 
     f = cfg.face
     if f.encoder.arch != DLIB_ARCH or f.encoder.kind != "pretrained":

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from omegaconf import DictConfig
 
-from ._app import done, log, stage, tracker
+from ._app import done_training, log, stage, tracker
 
 
 @stage
@@ -24,12 +22,7 @@ def main(cfg: DictConfig) -> None:
         metrics = fit(cfg, callbacks=[MLflowMetrics(t)])
         log.info("trained %s: %s", cfg.paths.run, metrics)
         t.log_results(metrics)
-        run = Path(cfg.paths.run)
-        t.set_tags({"cnnlab.run_dir": cfg.paths.run})
-        for name in ("metrics.json", "history.csv", "learning_curves.png", "best.ckpt"):
-            if (run / name).is_file():
-                t.log_artifact(run / name, "model" if name == "best.ckpt" else None)
-        done(t, run)
+        done_training(t, cfg.paths.run)
 
 
 if __name__ == "__main__":

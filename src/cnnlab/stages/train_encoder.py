@@ -6,16 +6,14 @@ validation people choose the checkpoint. ``face.train_on=all`` trains on all peo
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from omegaconf import DictConfig
 
-from ._app import done, log, stage, tracker
+from ._app import done_training, log, stage, tracker
 
 
 @stage(config_name="faces")
 def main(cfg: DictConfig) -> None:
-    from ..face.train import fit_encoder
+    from ..face.training.train import fit_encoder
     from ..tasks.callbacks import MLflowMetrics
     from ..tasks.config_check import check_training_config
     from ..tasks.fit import is_launch_rank_zero
@@ -31,12 +29,7 @@ def main(cfg: DictConfig) -> None:
         metrics = fit_encoder(cfg, callbacks=[MLflowMetrics(t)])
         log.info("trained face encoder %s: %s", f.paths.run, metrics)
         t.log_results({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
-        run = Path(f.paths.run)
-        t.set_tags({"cnnlab.run_dir": f.paths.run})
-        for name in ("metrics.json", "details.json", "history.csv", "learning_curves.png", "best.ckpt"):
-            if (run / name).is_file():
-                t.log_artifact(run / name, "model" if name == "best.ckpt" else None)
-        done(t, run)
+        done_training(t, f.paths.run)
 
 
 if __name__ == "__main__":

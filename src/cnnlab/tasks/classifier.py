@@ -11,13 +11,48 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
-from ..checkpoint import check_state_dict, read_lightning, sub_state
+from ..checkpoint import load_weights, read_lightning, sub_state
 from ..models import create_model
+from ..models.freezing import KeepFrozenInEval
 from .init import apply_init
 from .schedules import configure_optimizers
 
 
-class Classifier(L.LightningModule):
+class ClassificationSteps:
+    """Cross-entropy steps, logs and optimiser of a LightningModule whose ``self.model`` maps inputs to logits.
+
+    Shared by :class:`Classifier` and fine-tuning's :class:`~cnnlab.tasks.finetune.cached.CachedHead`
+    (whose ``model`` is the head alone), so the cached path cannot drift from training through the
+    network. The host sets ``train_acc`` / ``val_acc`` / ``test_acc`` metrics and saves ``optim`` and
+    ``scheduler`` hyper-parameters.
+    """
+
+    def _step(self, batch, stage: str, metric: MulticlassAccuracy) -> torch.Tensor:
+        x, y = batch
+        out = self.model(x)
+        # Models with auxiliary heads (GoogLeNet) return a tuple in training: main logits first.
+        logits, aux = (out[0], out[1:]) if isinstance(out, tuple) else (out, ())
+        loss = F.cross_entropy(logits, y) + sum(0.3 * F.cross_entropy(a, y) for a in aux)
+        metric(logits, y)
+        # sync_dist: under DDP the epoch loss averages every rank's batches (one all-reduce per epoch)
+        self.log(f"{stage}/loss", loss, prog_bar=stage != "test", on_step=False, on_epoch=True, sync_dist=True)
+        self.log(f"{stage}/acc", metric, prog_bar=True, on_step=False, on_epoch=True)
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train", self.train_acc)
+
+    def validation_step(self, batch, batch_idx):
+        return self._step(batch, "val", self.val_acc)
+
+    def test_step(self, batch, batch_idx):
+        return self._step(batch, "test", self.test_acc)
+
+    def configure_optimizers(self):
+        return configure_optimizers(self.parameters(), self.hparams.optim, self.hparams.scheduler)
+
+
+class Classifier(KeepFrozenInEval, ClassificationSteps, L.LightningModule):
     """Cross-entropy classifier around any registered backbone.
 
     Everything needed to use a checkpoint travels in its hyper-parameters (plain Python types,
@@ -52,30 +87,6 @@ class Classifier(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
-    def _step(self, batch, stage: str, metric: MulticlassAccuracy) -> torch.Tensor:
-        x, y = batch
-        out = self.model(x)
-        # Models with auxiliary heads (GoogLeNet) return a tuple in training: main logits first.
-        logits, aux = (out[0], out[1:]) if isinstance(out, tuple) else (out, ())
-        loss = F.cross_entropy(logits, y) + sum(0.3 * F.cross_entropy(a, y) for a in aux)
-        metric(logits, y)
-        # sync_dist: under DDP the epoch loss averages every rank's batches (one all-reduce per epoch)
-        self.log(f"{stage}/loss", loss, prog_bar=stage != "test", on_step=False, on_epoch=True, sync_dist=True)
-        self.log(f"{stage}/acc", metric, prog_bar=True, on_step=False, on_epoch=True)
-        return loss
-
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, "train", self.train_acc)
-
-    def validation_step(self, batch, batch_idx):
-        return self._step(batch, "val", self.val_acc)
-
-    def test_step(self, batch, batch_idx):
-        return self._step(batch, "test", self.test_acc)
-
-    def configure_optimizers(self):
-        return configure_optimizers(self.parameters(), self.hparams.optim, self.hparams.scheduler)
-
 
 def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the backbone from a classifier checkpoint, loading with ``weights_only=True``.
@@ -92,10 +103,5 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     hp = ckpt["hyper_parameters"]
     model = create_model(hp["arch"], num_classes=len(hp["classes"]), in_chans=hp["in_chans"],
                          **(hp.get("model_kwargs") or {}))
-    state = sub_state(ckpt["state_dict"], "model.")
-    try:
-        model.load_state_dict(state)
-    except RuntimeError:  # name the keys and shapes that do not fit
-        check_state_dict(model, state, f"{path}: its weights")
-        raise
+    load_weights(model, sub_state(ckpt["state_dict"], "model."), f"{path}: its weights")
     return model.eval(), dict(hp)

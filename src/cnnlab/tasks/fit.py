@@ -41,9 +41,14 @@ def input_hw(cfg: DictConfig) -> tuple[int, int]:
 
 
 def model_kwargs(cfg: DictConfig) -> dict[str, Any]:
-    """The builder kwargs of ``cfg.model`` (everything but ``_target_`` and ``name``)."""
+    """The builder kwargs of ``cfg.model``: everything but ``name`` (the registry name).
+
+    ``conf/model/<name>.yaml`` ↔ registry name ↔ the checkpoint's ``arch`` and ``model_kwargs``
+    is one naming chain (``tests/test_naming_chain.py``): the file's ``name`` is its stem and a
+    registered model, and its other keys are that builder's kwargs, stored as they are.
+    """
     kw = OmegaConf.to_container(cfg.model, resolve=True)
-    return {k: v for k, v in kw.items() if k not in ("_target_", "name")}
+    return {k: v for k, v in kw.items() if k != "name"}
 
 
 def speed_options(cfg: DictConfig) -> dict[str, Any]:

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import write_json
+from ...io import write_json
 from .encodings import Encodings, concat_encodings, load_encodings
-from .metrics import calibrate_threshold, verification_pairs
+from ..evaluation.metrics import calibrate_threshold, verification_pairs
 from .search import build_index
 
 NOT_RECOGNISED = "not recognised"
@@ -62,7 +62,7 @@ class Gallery:
     Args:
         template: ``"all"`` (every image) or ``"mean"`` (one mean embedding per person).
         tau: default decision threshold (squared Euclidean distance).
-        index_kind: ``"exact"``, ``"hnsw"``, ``"ivf"``, ``"ivfpq"`` or ``"ivfsq"`` (see :mod:`cnnlab.face.search`).
+        index_kind: ``"exact"``, ``"hnsw"``, ``"ivf"``, ``"ivfpq"`` or ``"ivfsq"`` (see :mod:`cnnlab.face.gallery.search`).
         backend: ``"auto"``, ``"faiss"`` or ``"numpy"``.
         index_params: faiss tuning knobs.
     """
@@ -94,7 +94,7 @@ class Gallery:
 
     @property
     def index(self):
-        """The nearest-neighbour index over the templates (see :mod:`cnnlab.face.search`), or None."""
+        """The nearest-neighbour index over the templates (see :mod:`cnnlab.face.gallery.search`), or None."""
         return self._index
 
     @property
@@ -127,7 +127,7 @@ class Gallery:
     def _tau(self, tau: float | None) -> float:
         tau = self.tau if tau is None else tau
         if tau is None:
-            raise ValueError("no threshold τ: pass tau= or calibrate one (cnnlab.face.gallery.calibrate)")
+            raise ValueError("no threshold τ: pass tau= or calibrate one (cnnlab.face.gallery.verify.calibrate)")
         return float(tau)
 
     def verify(self, emb1: np.ndarray, emb2: np.ndarray, tau: float | None = None) -> Verification:

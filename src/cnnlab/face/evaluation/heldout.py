@@ -1,6 +1,6 @@
 """Held-out face evaluation: the learned encoder against hand-engineered baselines, on one split.
 
-Every method is scored by :func:`~cnnlab.face.metrics.evaluate_embeddings` on the *test* people of
+Every method is scored by :func:`~cnnlab.face.evaluation.metrics.evaluate_embeddings` on the *test* people of
 an identity split (people the encoder never saw). The baselines learn their projections from the
 *training* people and choose their hyper-parameters on the *validation* people (lowest EER, then
 highest one-shot rank-1), exactly as the encoder's checkpoint was chosen: the test people are
@@ -17,11 +17,11 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..data.prepared_split import read_prepared
+from ...data.prepared_split import read_prepared
 from .baselines import Eigenfaces, Fisherfaces, LBPHistograms, RawPixels, load_gray
-from .embedder import checkpoint_hash, load_encoder
-from .encodings import Encodings, embed_images, encoder_input, load_encodings
-from .gallery import load_threshold
+from ..models.embedder import checkpoint_hash, load_encoder
+from ..gallery.encodings import Encodings, embed_images, encoder_input, load_encodings
+from ..gallery.verify import load_threshold
 from .metrics import evaluate_embeddings, verification_pairs
 from .report import provenance, write_report
 

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..data.prepared_split import read_prepared
+from ...data.prepared_split import read_prepared
 from .metrics import one_shot_rank1, sq_dists, verification_metrics, verification_pairs
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
-from ..data.images import load_image
+from ...data.images import load_image
 
 
 def load_gray(paths: Sequence[str | Path], size: tuple[int, int] | None = None) -> np.ndarray:

@@ -7,8 +7,8 @@ from typing import Callable
 
 from torch.utils.data import DataLoader
 
-from ..data.datamodule import ImageFolderDataModule
-from ..data.seeded import seeded_loader
+from ...data.datamodule import ImageFolderDataModule
+from ...data.seeded import seeded_loader
 from .losses import PKSampler
 
 

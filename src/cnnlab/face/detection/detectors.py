@@ -48,13 +48,13 @@ of ordinary photographs, at about 4× the cost of ``upsample=0``. No fallback ch
 from __future__ import annotations
 
 import functools
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
 import numpy as np
-from PIL import Image
+
+from .images import as_array, to_grey
 
 DETECTORS = ("hog", "haar")
 #: Per-detector defaults (the values ``None`` arguments take). ``scale_factor`` and ``min_neighbors``
@@ -66,10 +66,8 @@ DEFAULTS: dict[str, dict[str, float]] = {
 #: Padding added on each side before detection, as a fraction of the image's longer side.
 BORDER = 0.15
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"
-LANDMARKS_5 = "shape_predictor_5_face_landmarks.dat"
 
 Select = Literal["all", "largest"]
-_GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 
 
 class NoFaceError(ValueError):
@@ -130,93 +128,7 @@ class Face:
 
 
 # ---------------------------------------------------------------------------------------------
-# Inputs
-
-
-def as_array(image: Any) -> tuple[np.ndarray, str | None]:
-    """Read any supported image into a C-contiguous uint8 array, greyscale kept greyscale.
-
-    Args:
-        image: A file path (``str`` or ``Path``), a PIL image, or a uint8 numpy array of shape
-            ``H×W`` (greyscale), ``H×W×1``, ``H×W×3`` (RGB) or ``H×W×4`` (RGBA; alpha dropped).
-
-    Returns:
-        ``(array, name)``: ``H×W`` for greyscale input (PIL modes ``1``, ``L``, ``I``, ``I;16``, ``F``)
-        and ``H×W×3`` RGB otherwise; ``name`` is the file name for a path, else None.
-
-    Raises:
-        FileNotFoundError: the path does not exist.
-        cnnlab.data.images.DataError: the file cannot be decoded (a ``ValueError``).
-        ValueError: an array of another dtype or shape, or an empty image.
-    """
-    name = None
-    if isinstance(image, (str, Path)):
-        from PIL import UnidentifiedImageError
-
-        from ..data.images import DataError
-
-        path = Path(image)
-        if not path.is_file():
-            raise FileNotFoundError(f"image not found: {path}")
-        name = str(path)
-        try:
-            with Image.open(path) as img:
-                img.load()
-                image = img.convert("L" if img.mode in _GREY_MODES else "RGB")
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-            raise DataError(f"{path}: cannot read image ({err})") from err
-    if isinstance(image, Image.Image):
-        image = np.asarray(image.convert("L" if image.mode in _GREY_MODES else "RGB"))
-    if not isinstance(image, np.ndarray):
-        raise ValueError(f"expected an image path, a PIL image or a numpy array, got {type(image).__name__}")
-    if image.dtype != np.uint8:
-        raise ValueError(f"image arrays must be uint8 (0..255), got {image.dtype}; e.g. "
-                         f"(x * 255).round().astype(np.uint8) for floats in [0, 1]")
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[:, :, 0]
-    elif image.ndim == 3 and image.shape[2] == 4:
-        image = image[:, :, :3]
-    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
-        raise ValueError(f"expected an H×W greyscale or H×W×3 RGB image, got shape {image.shape}")
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise ValueError(f"empty image (shape {image.shape})")
-    return np.ascontiguousarray(image), name
-
-
-def to_grey(image: np.ndarray) -> np.ndarray:
-    """``H×W`` uint8: the image itself if greyscale, else its luma (ITU-R 601, as OpenCV and PIL)."""
-    if image.ndim == 2:
-        return image
-    import cv2
-
-    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-
-
-# ---------------------------------------------------------------------------------------------
-# Model files and cached detectors
-
-
-def face_model_file(name: str) -> Path:
-    """Path of a model file shipped by the ``face_recognition_models`` package.
-
-    The package is located without importing it (its ``__init__`` needs ``pkg_resources``, absent
-    from recent setuptools).
-
-    Args:
-        name: A file of its ``models/`` folder, e.g. ``"shape_predictor_5_face_landmarks.dat"``.
-
-    Raises:
-        FileNotFoundError: the package is not installed, or has no such file (the message says
-            how to install it).
-    """
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or spec.origin is None:
-        raise FileNotFoundError(f"{name}: the face_recognition_models package is not installed "
-                                f"(pip install 'cnnlab[faces]' or pip install face_recognition_models)")
-    path = Path(spec.origin).parent / "models" / name
-    if not path.is_file():
-        raise FileNotFoundError(f"{name} not found in the face_recognition_models package ({path.parent})")
-    return path
+# Cached detectors
 
 
 @functools.lru_cache(maxsize=None)
@@ -400,96 +312,3 @@ def detection_rate(paths: Sequence[str | Path], detector: str = "hog", **kwargs:
     seconds = time.perf_counter() - start
     return {"found": found, "total": len(images), "rate": found / max(len(images), 1), "missed": missed,
             "multiple": multiple, "seconds": seconds, "faces_per_s": len(images) / max(seconds, 1e-9)}
-
-
-# ---------------------------------------------------------------------------------------------
-# Drawing
-
-
-DRAWING_TAG = "cnnlab face detect"
-DRAWING_SUFFIX = ".faces.png"
-
-
-def is_drawing(path: str | Path) -> bool:
-    """Is this file an annotated copy that ``cnnlab face detect`` wrote (not a photo)?
-
-    Such files carry :data:`DRAWING_TAG` in their metadata (PNG text ``Software``, JPEG comment);
-    names ending in :data:`DRAWING_SUFFIX` count too (drawings of earlier versions had no tag).
-    """
-    path = Path(path)
-    if path.name.endswith(DRAWING_SUFFIX):
-        return True
-    try:
-        with Image.open(path) as img:
-            tags = [img.info.get("Software"), img.info.get("comment")]
-    except (OSError, ValueError):
-        return False                        # unreadable: the reader names it later
-    return any((t.decode(errors="ignore") if isinstance(t, bytes) else t) == DRAWING_TAG for t in tags if t)
-
-
-def save_drawing(image: Image.Image, path: str | Path) -> None:
-    """Save a drawing (format from the suffix) tagged with :data:`DRAWING_TAG`, see :func:`is_drawing`."""
-    from PIL import PngImagePlugin
-
-    path = Path(path)
-    fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
-    if fmt == "PNG":
-        info = PngImagePlugin.PngInfo()
-        info.add_text("Software", DRAWING_TAG)
-        image.save(path, format="PNG", pnginfo=info)
-    elif fmt == "JPEG":
-        image.save(path, format="JPEG", quality=95, comment=DRAWING_TAG)
-    else:
-        image.save(path, format=fmt)
-
-
-def draw_boxes(image: Any, faces: Sequence[Face], *, landmarks: Sequence[np.ndarray] | None = None,
-               min_side: int = 320, color: tuple[int, int, int] = (0, 255, 0),
-               landmark_color: tuple[int, int, int] = (255, 40, 40)) -> Image.Image:
-    """A copy of the image with each face's box and score drawn on it.
-
-    Args:
-        image: As :func:`as_array`; greyscale images are drawn in RGB.
-        faces: Boxes in the image's pixel coordinates.
-        landmarks: Optional ``[5, 2]`` (x, y) points per face (:func:`cnnlab.face.align.face_landmarks`),
-            drawn as filled dots.
-        min_side: Images whose shorter side is below this are first enlarged by the smallest
-            integer factor that reaches it (nearest neighbour, so no pixel is invented), so that
-            the labels stay readable on small images such as the 92×112 ORL faces.
-        color: Box and label background colour.
-        landmark_color: Colour of the landmark dots.
-
-    Returns:
-        An RGB PIL image; label ``"#<rank> <detector> <score>"`` above each box (inside it when
-        the box touches the top).
-    """
-    from PIL import ImageDraw, ImageFont
-
-    img, _ = as_array(image)
-    canvas = Image.fromarray(img).convert("RGB")
-    zoom = max(1, -(-min_side // min(canvas.size)))
-    if zoom > 1:
-        canvas = canvas.resize((canvas.width * zoom, canvas.height * zoom), Image.NEAREST)
-    draw = ImageDraw.Draw(canvas)
-    line = max(2, round(min(canvas.size) / 160))
-    font_size = max(12, round(min(canvas.size) / 22))
-    try:
-        font = ImageFont.load_default(size=font_size)
-    except TypeError:                       # Pillow < 10.1: a fixed bitmap font
-        font = ImageFont.load_default()
-    for rank, face in enumerate(faces, 1):
-        x0, y0, x1, y1 = (v * zoom for v in face.box)
-        draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline=color, width=line)
-        if landmarks is not None:
-            r = max(2, round(line * 1.5))
-            for x, y in np.asarray(landmarks[rank - 1], dtype=float):
-                cx, cy = (x + 0.5) * zoom, (y + 0.5) * zoom      # the centre of the landmark's pixel
-                draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=landmark_color, outline=(0, 0, 0))
-        label = f"#{rank} {face.detector} {face.score:.2f}"
-        left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
-        tw, th = right - left + 2 * line, bottom - top + 2 * line
-        lx = min(max(x0, 0), max(canvas.width - tw, 0))
-        ly = y0 - th if y0 - th >= 0 else max(y0, 0)
-        draw.rectangle((lx, ly, lx + tw, ly + th), fill=color)
-        draw.text((lx + line - left, ly + line - top), label, fill=(0, 0, 0), font=font)
-    return canvas

@@ -16,10 +16,10 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from ..tasks.fit import trainer_config, warn_unused_speed
+from ...tasks.fit import trainer_config, warn_unused_speed
 from .data import FaceDataModule
-from .embedder import load_encoder
-from .encoder import FaceEncoderModule
+from ..models.embedder import load_encoder
+from .module import FaceEncoderModule
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def fit_encoder(cfg: DictConfig, callbacks: list[L.Callback] = ()) -> dict[str, 
     Raises:
         cnnlab.tasks.skeleton.Interrupted: a signal stopped training; the partial folder is kept.
     """
-    from ..tasks.skeleton import fit_and_publish
+    from ...tasks.skeleton import fit_and_publish
 
     L.seed_everything(cfg.seed, workers=True)
     f = cfg.face

@@ -11,11 +11,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ..io import atomic_path  # noqa: E402
+from ...io import atomic_path  # noqa: E402
 from .metrics import far_key, roc  # noqa: E402
 
 if TYPE_CHECKING:
-    from .evaluate import MethodResult
+    from .heldout import MethodResult
 
 LABELS = {"encoder": "learned encoder", "raw_pixels": "raw pixels", "eigenfaces": "Eigenfaces (PCA)",
           "fisherfaces": "Fisherfaces (PCA+LDA)", "lbp": "LBP histograms"}

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..io import atomic_path, write_json
+from ...io import atomic_path, write_json
 
 BASELINE_NAMES = {"raw_pixels": "raw pixels", "eigenfaces": "Eigenfaces (PCA)",
                   "fisherfaces": "Fisherfaces (PCA+LDA)", "lbp": "LBP histograms"}

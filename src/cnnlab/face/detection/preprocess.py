@@ -3,14 +3,14 @@
 A gallery's encodings are only comparable with probes prepared the same way. So an encodings file
 records its *recipe*: ``None`` (images taken as given, e.g. already-cropped faces) or the alignment
 settings ``{"detector", "upsample", "size", "padding"}`` (detect the largest face, fit the 5 CC0
-landmarks, warp to the canonical crop: :mod:`cnnlab.face.align`). ``cnnlab face verify`` and
+landmarks, warp to the canonical crop: :mod:`cnnlab.face.detection.align`). ``cnnlab face verify`` and
 ``identify`` prepare their probes with the gallery's recipe.
 
 Two policies for an image without a detectable face:
 
 - ``"whole_image"``: fit the landmarks inside the whole frame (right for data sets of already
   framed faces such as ORL); the caller is told which images had no face;
-- ``"error"``: raise :class:`~cnnlab.face.detect.NoFaceError` ("no face found in <file>"), the
+- ``"error"``: raise :class:`~cnnlab.face.detection.detectors.NoFaceError` ("no face found in <file>"), the
   policy for probes (``identify`` then answers "not recognised").
 """
 
@@ -57,7 +57,7 @@ def detect_or_frame(img: np.ndarray, rec: Mapping[str, Any], no_face: str = "err
         NoFaceError: no face and ``no_face="error"``.
         ValueError: an unknown ``no_face`` policy.
     """
-    from .detect import Face, NoFaceError, largest_face
+    from .detectors import Face, NoFaceError, largest_face
 
     if no_face not in NO_FACE:
         raise ValueError(f"face.align.no_face must be one of {NO_FACE}, got {no_face!r}")
@@ -80,7 +80,7 @@ def aligned_rgb(img: np.ndarray, face: Any, rec: Mapping[str, Any]) -> np.ndarra
 
 def prepare_images(paths: list[str | Path], rec: Mapping[str, Any] | None, no_face: str = "error",
                    progress: bool = False) -> tuple[list[Any], list[str]]:
-    """Images ready for :func:`cnnlab.face.encodings.embed_images` under a recipe.
+    """Images ready for :func:`cnnlab.face.gallery.encodings.embed_images` under a recipe.
 
     Args:
         paths: image files.
@@ -99,7 +99,7 @@ def prepare_images(paths: list[str | Path], rec: Mapping[str, Any] | None, no_fa
     """
     from tqdm.auto import tqdm
 
-    from .detect import as_array
+    from .images import as_array
 
     if rec is None:
         return list(paths), []

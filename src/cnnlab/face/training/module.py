@@ -1,4 +1,4 @@
-"""The training module of the face encoder f(x) (the encoder itself lives in :mod:`.embedder`)."""
+"""The training module of the face encoder f(x) (the encoder itself lives in :mod:`cnnlab.face.models.embedder`)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import lightning as L
 import numpy as np
 import torch
 
-from .embedder import DLIB_ARCH, Embedder, build_embedder, checkpoint_hash, load_encoder  # noqa: F401  (re-exported)
+from ..models.embedder import DLIB_ARCH, Embedder, build_embedder, checkpoint_hash, load_encoder  # noqa: F401  (re-exported)
 from .losses import MINERS, SiameseHead, TripletLoss, binary_pair_loss
-from .metrics import one_shot_rank1, verification_metrics, verification_pairs
-from ..tasks.schedules import configure_optimizers
+from ..evaluation.metrics import one_shot_rank1, verification_metrics, verification_pairs
+from ...models.freezing import KeepFrozenInEval, freeze, train_last
+from ...tasks.schedules import configure_optimizers
 
 
 OBJECTIVES = ("triplet", "binary")
@@ -23,8 +24,8 @@ def set_trainable(embedder: torch.nn.Module, strategy: str, n_blocks: int = 1) -
 
     ``full``: everything trains. ``head``: only the embedding layer (``proj``, or dlib's ``fc``).
     ``partial``: the embedding layer and the last ``n_blocks`` blocks of the trunk (dlib: its last
-    ``n_blocks`` levels, see :meth:`~cnnlab.face.dlib_resnet.DlibFaceResNet.set_finetune`; other
-    backbones: :func:`cnnlab.tasks.finetune.trunk_blocks`).
+    ``n_blocks`` levels). Blocks and freezing are :mod:`cnnlab.models.freezing`'s: a frozen part
+    is in eval mode, and :class:`FaceEncoderModule` keeps it there (its BN statistics do not move).
 
     Raises:
         ValueError: unknown strategy.
@@ -33,24 +34,21 @@ def set_trainable(embedder: torch.nn.Module, strategy: str, n_blocks: int = 1) -
         raise ValueError(f"face.encoder.strategy must be one of {STRATEGIES}, got {strategy!r}")
     if hasattr(embedder, "net"):  # DlibEmbedder
         embedder.net.set_finetune(strategy, n_blocks)
+    elif strategy == "full":
+        freeze(embedder, False)
     else:
-        for p in embedder.parameters():
-            p.requires_grad_(strategy == "full")
-        if strategy != "full":
-            for p in embedder.proj.parameters():
-                p.requires_grad_(True)
-        if strategy == "partial":
-            from ..tasks.finetune import set_trainable as set_blocks, trunk_blocks
-
-            blocks = trunk_blocks(embedder.backbone)
-            set_blocks(blocks, n_blocks)
+        if strategy == "head":
+            freeze(embedder.backbone)
+        else:
+            train_last(embedder.backbone, n_blocks)
+        freeze(embedder.proj, False)
     return [n for n, p in embedder.named_parameters() if p.requires_grad]
 
 
-class FaceEncoderModule(L.LightningModule):
+class FaceEncoderModule(KeepFrozenInEval, L.LightningModule):
     """Trains an :class:`Embedder` with the triplet or the siamese binary objective.
 
-    Training batches should come from a :class:`~cnnlab.face.losses.PKSampler` (P identities ×
+    Training batches should come from a :class:`~cnnlab.face.training.losses.PKSampler` (P identities ×
     K images). Validation embeds the whole val split and, at epoch end, logs ``val/rank1``
     (exact one-shot rank-1), ``val/eer``, ``val/auc`` and ``val/loss`` (the training objective
     over the whole split, hard mining for the triplet loss). The hyper-parameters are plain types,
@@ -129,7 +127,7 @@ class FaceEncoderModule(L.LightningModule):
         labels = torch.cat([y for _, y in self._val])
         self._val = []
         # Under DDP the validation loader is not sharded (use_distributed_sampler=False, see
-        # cnnlab.face.train.trainer_overrides): every rank scores the whole split, so the logged values
+        # cnnlab.face.training.train.trainer_overrides): every rank scores the whole split, so the logged values
         # agree across ranks without a gather, which would repeat every image once per rank.
         for key, value in self.embedding_metrics(emb, labels).items():
             self.log(f"val/{key}", value, prog_bar=key in ("rank1", "eer"))

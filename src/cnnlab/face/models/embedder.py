@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..models import create_model
+from ...models import create_model
 
 
 class Embedder(nn.Module):
@@ -38,16 +38,16 @@ class Embedder(nn.Module):
 
 
 DLIB_ARCH = "dlib_face_resnet"
-"""``arch`` of dlib's pretrained face ResNet (:mod:`cnnlab.face.dlib_resnet`) in face-encoder checkpoints."""
+"""``arch`` of dlib's pretrained face ResNet (:mod:`cnnlab.face.models.dlib_resnet`) in face-encoder checkpoints."""
 
 
 class DlibEmbedder(nn.Module):
     """dlib's face ResNet behind the embedder contract: normalised input → unit 128-d vector.
 
-    Input: RGB ``(N, 3, 150, 150)`` normalised with :data:`cnnlab.face.dlib_resnet.NORMALIZATION`
+    Input: RGB ``(N, 3, 150, 150)`` normalised with :data:`cnnlab.face.models.dlib_resnet.NORMALIZATION`
     (what the encoding pipeline does with the checkpoint's ``normalization``). Its ``fc`` layer is
     dlib's ``fc_no_bias`` (256 → 128); parameter names are those of
-    :class:`~cnnlab.face.dlib_resnet.DlibFaceResNet` under ``net.`` (``net.level0...``, ``net.fc.weight``).
+    :class:`~cnnlab.face.models.dlib_resnet.DlibFaceResNet` under ``net.`` (``net.level0...``, ``net.fc.weight``).
     """
 
     def __init__(self):
@@ -78,7 +78,7 @@ def build_embedder(hp: dict[str, Any]) -> nn.Module:
 def pretrained_dlib_checkpoint(out: str | Path, dat: str | Path | None = None) -> Path:
     """Import dlib's face ResNet into a face-encoder checkpoint that every face stage can use.
 
-    The checkpoint has the layout of :class:`~cnnlab.face.encoder.FaceEncoderModule`'s (``hyper_parameters``
+    The checkpoint has the layout of :class:`~cnnlab.face.training.module.FaceEncoderModule`'s (``hyper_parameters``
     and ``state_dict`` under ``embedder.``), so ``encode_faces``, ``cnnlab face`` and ``evaluate_faces``
     take it unchanged, and ``train_encoder`` can start from it (``face.encoder.init``).
 
@@ -86,8 +86,9 @@ def pretrained_dlib_checkpoint(out: str | Path, dat: str | Path | None = None) -
         out: checkpoint to write (atomically).
         dat: dlib's ``.dat``; None: the one installed with ``face_recognition_models``.
     """
-    from ..io import atomic_path
-    from .dlib_resnet import INPUT_SIZE, NORMALIZATION, model_path, read_dlib_dat
+    from ...io import atomic_path
+    from .dlib_dat import read_dlib_dat
+    from .dlib_resnet import INPUT_SIZE, NORMALIZATION, model_path
 
     dat = Path(dat) if dat is not None else model_path()
     state = {f"embedder.net.{k}": v for k, v in read_dlib_dat(dat).items()}
@@ -111,7 +112,7 @@ def load_encoder(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         cnnlab.checkpoint.CheckpointError: truncated or damaged, refused (pickles objects), not a
             face-encoder checkpoint, or weights that do not fit it (a ``ValueError``).
     """
-    from ..checkpoint import CheckpointMismatch, CheckpointMissing, read_lightning
+    from ...checkpoint import CheckpointMismatch, CheckpointMissing, read_lightning
 
     try:
         ckpt = read_lightning(path, "face-encoder checkpoint", requires=("embedding_dim", "arch"))
@@ -122,14 +123,9 @@ def load_encoder(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
             from None
     hp = ckpt["hyper_parameters"]
     embedder = build_embedder(hp)
-    from ..checkpoint import check_state_dict, sub_state
+    from ...checkpoint import load_weights, sub_state
 
-    state = sub_state(ckpt["state_dict"], "embedder.")
-    try:
-        embedder.load_state_dict(state)
-    except RuntimeError:  # name the keys and shapes that do not fit
-        check_state_dict(embedder, state, f"{path}: its weights")
-        raise
+    load_weights(embedder, sub_state(ckpt["state_dict"], "embedder."), f"{path}: its weights")
     return embedder.eval(), dict(hp)
 
 

@@ -3,7 +3,7 @@
 Input: a prepared folder (``data/prepared/<name>``: ``manifest.csv``, ``dataset.json`` and the
 split folders). Output: the same layout under ``data/aligned/<name>`` with every image replaced by
 its aligned RGB crop (detect the largest face, fit the 5 CC0 landmarks, warp by the similarity to
-dlib's canonical face; :mod:`cnnlab.face.align`), the same manifest (so the same people stay in the
+dlib's canonical face; :mod:`cnnlab.face.detection.align`), the same manifest (so the same people stay in the
 same split), ``dataset.json`` with the crops' statistics, and ``alignment.json``: how many faces
 were detected, which images had none, and the CPU time per face of detection and of alignment.
 
@@ -29,10 +29,11 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..data.images import DataError
-from ..data.prepared_split import read_prepared
-from ..io import write_json
-from .detect import NoFaceError, as_array
+from ...data.images import DataError
+from ...data.prepared_split import read_prepared
+from ...io import write_json
+from .detectors import NoFaceError
+from .images import as_array
 from .preprocess import NO_FACE, aligned_rgb, detect_or_frame, recipe
 
 
@@ -44,7 +45,7 @@ def align_prepared(source: str | Path, out: str | Path, detector: str = "hog", u
     Args:
         source: the prepared folder.
         out: the aligned folder to create (replaced if it exists).
-        detector: ``hog`` or ``haar`` (:func:`cnnlab.face.detect.detect_faces`).
+        detector: ``hog`` or ``haar`` (:func:`cnnlab.face.detection.detectors.detect_faces`).
         upsample: detector up-sampling steps.
         size: crop side in pixels.
         padding: dlib's padding around the canonical face.

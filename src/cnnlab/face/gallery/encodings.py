@@ -9,7 +9,7 @@ An encodings file is an ``.npz`` (loadable with ``allow_pickle=False``) holding
 - ``encoder_path``: where that checkpoint was read from (as given, often relative to the
   repository), so that probes can be encoded by the same encoder without naming it again;
 - ``preprocess``: JSON of the alignment recipe the images went through (``null``: taken as given;
-  see :mod:`cnnlab.face.preprocess`), so that probes are prepared the same way;
+  see :mod:`cnnlab.face.detection.preprocess`), so that probes are prepared the same way;
 - ``no_face``: gallery images in which no face was found (framed whole);
 - ``format``: :data:`FORMAT`.
 
@@ -35,9 +35,9 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-from ..data.images import DataError, load_image, scan_image_folder
-from ..io import atomic_path
-from .embedder import checkpoint_hash, load_encoder
+from ...data.images import DataError, load_image, scan_image_folder
+from ...io import atomic_path
+from ..models.embedder import checkpoint_hash, load_encoder
 
 FORMAT = "cnnlab-face-encodings/1"
 EmbedFn = Callable[[torch.Tensor], torch.Tensor]
@@ -152,11 +152,11 @@ def encode_folder(embed_fn: EmbedFn, root: str | Path, mode: str, size: tuple[in
                   ) -> tuple[list[str], list[str], np.ndarray, list[str]]:
     """Embed every image of a gallery folder (one sub-folder per person).
 
-    cnnlab's own drawings (``cnnlab face detect``'s annotated copies, :func:`.detect.is_drawing`)
+    cnnlab's own drawings (``cnnlab face detect``'s annotated copies, :func:`cnnlab.face.detection.drawing.is_drawing`)
     are not photos of the person and are left out.
 
     Args:
-        align: the alignment recipe to apply first (:mod:`cnnlab.face.preprocess`); None: as given.
+        align: the alignment recipe to apply first (:mod:`cnnlab.face.detection.preprocess`); None: as given.
         no_face: what to do with an image without a face when aligning: ``whole_image`` or ``error``.
         progress: progress bars over detection + alignment and encoding.
 
@@ -169,8 +169,8 @@ def encode_folder(embed_fn: EmbedFn, root: str | Path, mode: str, size: tuple[in
             or a file is not a readable image (each message names the path).
         NoFaceError: an image without a face under ``no_face="error"``.
     """
-    from .detect import is_drawing
-    from .preprocess import prepare_images
+    from ..detection.drawing import is_drawing
+    from ..detection.preprocess import prepare_images
 
     root = Path(root)
     found = scan_image_folder(root)
@@ -191,7 +191,7 @@ def encode_with_checkpoint(ckpt: str | Path, root: str | Path, batch_size: int =
     """Encode a gallery folder with a face-encoder checkpoint (see :func:`encode_folder`).
 
     Args:
-        ckpt: a :class:`~cnnlab.face.encoder.FaceEncoderModule` checkpoint.
+        ckpt: a :class:`~cnnlab.face.training.module.FaceEncoderModule` checkpoint.
         root: gallery folder.
         batch_size: images per forward pass.
         name: human-readable encoder name (default: the backbone's registry name).
@@ -202,7 +202,7 @@ def encode_with_checkpoint(ckpt: str | Path, root: str | Path, batch_size: int =
         no_face: ``whole_image`` or ``error``, for images without a face while aligning.
         progress: progress bars over detection + alignment and encoding.
     """
-    from .preprocess import folder_recipe
+    from ..detection.preprocess import folder_recipe
 
     done = folder_recipe(root)
     embedder, hp = load_encoder(ckpt)

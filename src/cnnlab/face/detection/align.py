@@ -47,7 +47,9 @@ from typing import Any
 
 import numpy as np
 
-from .detect import LANDMARKS_5, Face, as_array, face_model_file, largest_face
+from .detectors import Face, largest_face
+from .images import as_array
+from .model_files import LANDMARKS_5, face_model_file
 
 #: dlib's mean 5-point face, ``(x, y)`` in the unit square, in the predictor's point order
 #: (dlib/image_transforms/interpolation.h, ``get_face_chip_details``).
@@ -169,7 +171,7 @@ def face_landmarks(image: Any, face: Face) -> np.ndarray:
     """The 5 landmarks of ``face``, ``[5, 2]`` float ``(x, y)`` image pixels (dlib rounds to integers).
 
     Args:
-        image: As :func:`cnnlab.face.detect.as_array`.
+        image: As :func:`cnnlab.face.detection.images.as_array`.
         face: The detection (any detector; the predictor was trained on dlib's HOG boxes).
     """
     img, _ = as_array(image)
@@ -224,11 +226,11 @@ def align_face(image: Any, face: Face | None = None, size: int = DEFAULT_SIZE, p
     """Align one face: 5 landmarks, the similarity to :func:`canonical_landmarks`, the warp.
 
     Args:
-        image: A path, PIL image or uint8 array (see :func:`cnnlab.face.detect.as_array`); the
+        image: A path, PIL image or uint8 array (see :func:`cnnlab.face.detection.images.as_array`); the
             crop keeps its mode (greyscale → ``H×W``, else RGB ``H×W×3``; stack a greyscale crop to
             three channels for dlib's face ResNet).
         face: The face to align; None detects the largest one with ``detector`` and ``detect_kwargs``
-            (see :func:`cnnlab.face.detect.detect_faces`).
+            (see :func:`cnnlab.face.detection.detectors.detect_faces`).
         size: Crop side in pixels (150 for dlib's face ResNet).
         padding: dlib's padding (see :func:`canonical_landmarks`); 0.25 for dlib's face ResNet.
 

@@ -14,7 +14,7 @@ crop sets and the ensemble rule are fixed in the config beforehand.
   vectors themselves (``mean``, scored beside for comparison) would add up coordinates that
   independently trained encoders do not share, for the same reason that their weights are not
   averaged. The ensemble is an encoder like any other, so crops average its output.
-* **Scores** (:mod:`cnnlab.face.metrics`): one-shot rank-1 averaged exactly over every choice of
+* **Scores** (:mod:`cnnlab.face.evaluation.metrics`): one-shot rank-1 averaged exactly over every choice of
   enrolled image, and the verification EER over all pairs of test images.
 * **Costs**: as for classifiers (:func:`~cnnlab.evaluate.benchmark.face_crop_grid`): latency per
   image and memory, also as multipliers of the single encoder on the centre crop.
@@ -34,16 +34,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torchvision.transforms import v2
 
-from ..bench.report import DEFAULT_PATH, write_section
-from ..data.images import load_image
-from .embedder import load_encoder
-from .encodings import encoder_input, image_transform
-from .evaluate import load_splits
+from ...bench.report import DEFAULT_PATH, write_section
+from ...data.images import load_image
+from ..models.embedder import load_encoder
+from ..gallery.encodings import encoder_input, image_transform
+from .heldout import load_splits
 from .metrics import one_shot_rank1, verification_metrics, verification_pairs
-from ..evaluate.benchmark import (REFERENCES, add_multipliers, cost_cells, crop_embeddings, face_crop_grid,
+from ...evaluate.benchmark import (REFERENCES, add_multipliers, cost_cells, crop_embeddings, face_crop_grid,
                         write_outputs)
-from ..evaluate.ensemble import check_compatible
-from ..evaluate.multicrop import CENTRE, Crop, resize_for_crops
+from ...evaluate.ensemble import check_compatible
+from ...evaluate.multicrop import CENTRE, Crop, resize_for_crops
 
 # What encoders must share to embed the same image tensors into comparable vectors.
 ENCODER_KEYS = ("embedding_dim", "input_size", "in_chans", "normalization")
