@@ -171,7 +171,9 @@ def _results(root: Path) -> dict:
         res["select"] = s
     res["lenet5_test_acc"] = {p.parent.name: json.loads(p.read_text()).get("accuracy")
                               for p in sorted((root / "reports/eval/digits/lenet5").glob("seed*/metrics.json"))}
-    comp = root / "reports/faces/comparison.json"
+    from ..config import compose
+
+    comp = root / compose(conf=root / "conf", config_name="faces").face.paths.comparison / "comparison.json"
     if comp.is_file():
         res["faces"] = json.loads(comp.read_text()).get("rows", [])
     return res
