@@ -94,6 +94,35 @@ def test_large_images_are_resized_or_tiled(tmp_path):
     assert all(tuple(ds.load(i)[1].shape) == (16, 16) for i in range(len(ds)))
 
 
+def test_tiles_and_resized_images_keep_image_and_mask_aligned(tmp_path):
+    """Each tile holds exactly its window of the image and of the mask, the tiles cover the whole
+    image, and a resized image's mask is its nearest-neighbour resize (a known pattern)."""
+    made = make_folder(tmp_path / "src", n=4)
+    prepare_masks(MaskImport(str(tmp_path / "src"), max_side=16, large="tile", val=0.25, test=0.25), tmp_path / "t")
+    covered = {name: np.zeros(m.shape, bool) for name, (_, m) in made.items()}
+    for split in ("train", "val", "test"):
+        ds = MaskDataset(tmp_path / "t", split)
+        for i, tile_id in enumerate(ds.ids):
+            name, where = tile_id.split("__")
+            top, left = (int(part[1:]) for part in where.split("_"))
+            image, mask = ds.load(i)
+            img, m = made[name]
+            np.testing.assert_array_equal(image.permute(1, 2, 0).numpy(), img[top:top + 16, left:left + 16])
+            np.testing.assert_array_equal(mask.numpy(), m[top:top + 16, left:left + 16])
+            covered[name][top:top + 16, left:left + 16] = True
+    assert all(c.all() for c in covered.values())
+
+    prepare_masks(MaskImport(str(tmp_path / "src"), max_side=16, val=0.25, test=0.25), tmp_path / "r")
+    for split in ("train", "val", "test"):
+        ds = MaskDataset(tmp_path / "r", split)
+        for i, name in enumerate(ds.ids):
+            image, mask = ds.load(i)
+            _, m = made[name]
+            assert tuple(image.shape[-2:]) == tuple(mask.shape) == (12, 16)
+            expected = np.asarray(Image.fromarray(m).resize((16, 12), Image.NEAREST))
+            np.testing.assert_array_equal(mask.numpy(), expected)
+
+
 def test_rgb_mask_with_a_palette(tmp_path):
     make_folder(tmp_path / "src", n=4)
     palette = [[0, 0, 0], [255, 0, 0], [0, 0, 255]]
