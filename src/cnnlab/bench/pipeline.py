@@ -164,15 +164,15 @@ def measure(cores: int, work: Path) -> tuple[dict, Path]:
 
 def _results(root: Path) -> dict:
     """Headline figures of the run, read from its outputs."""
+    from ..config import compose
+
     res: dict = {}
-    sel = root / "reports/selection/selection.json"
+    sel = root / compose(conf=root / "conf").select.out / "selection.json"
     if sel.is_file():
         s = json.loads(sel.read_text())
         res["select"] = s
     res["lenet5_test_acc"] = {p.parent.name: json.loads(p.read_text()).get("accuracy")
                               for p in sorted((root / "reports/eval/digits/lenet5").glob("seed*/metrics.json"))}
-    from ..config import compose
-
     comp = root / compose(conf=root / "conf", config_name="faces").face.paths.comparison / "comparison.json"
     if comp.is_file():
         res["faces"] = json.loads(comp.read_text()).get("rows", [])
