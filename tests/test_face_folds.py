@@ -169,3 +169,13 @@ def test_levers_whole_run_trains_every_fold_and_writes_one_table(tmp_path, monke
     assert "*Command:* `python -m cnnlab.bench.face_levers --fold-ids 0 2 --levers base (as configured)" in text
     with pytest.raises(SystemExit):
         levers_bench.main(["--fold-ids", "7", "--out", str(out), "--output", str(bench)])
+
+
+def test_bench_config_is_the_face_stages_one():
+    """The fold and lever benchmarks compose conf/faces.yaml (the face group lives there, not in config.yaml)."""
+    from cnnlab.bench.face_folds import compose, scratch_size
+
+    cfg = compose("encoder=course39", "face.train.max_epochs=60")
+    assert cfg.face.encoder.name == "course39" and cfg.face.scheduler.T_max == 60
+    assert cfg.face.paths.identity_split == "data/aligned/orl_faces_ids"
+    assert scratch_size([]) == (39, 39)

@@ -44,9 +44,10 @@ MARK_BEGIN, MARK_END = "<!-- folds -->", "<!-- /folds -->"
 
 
 def compose(*overrides: str):
+    """The face stages' Hydra config (``conf/faces.yaml``) with ``overrides``."""
     from cnnlab.stages._app import compose as compose_config
 
-    return compose_config(*overrides)
+    return compose_config(*overrides, config_name="faces")
 
 
 def aligned_people(work: Path) -> Path:
