@@ -25,6 +25,19 @@ def test_small_run_writes_every_index_and_the_load(tmp_path):
     assert "10⁶ not measured here" in text
 
 
+def test_max_n_leaves_an_index_out_of_larger_galleries_and_says_so(tmp_path):
+    out = tmp_path / "B.md"
+    assert main(["--sizes", "1000", "2000", "--probes", "10", "--numpy-probes", "2", "--build-threads", "1",
+                 "--data", "random", "--indexes", "hnsw", "--max-n", "hnsw=1000", "--no-encoding",
+                 "--output", str(out)]) == 0
+    text = out.read_text()
+    assert "| random | 1,000 | hnsw |" in text and "| random | 2,000 | hnsw |" not in text
+    assert "| random | 2,000 | exact |" in text and "| random | 2,000 | numpy |" in text
+    assert "(`--max-n`)" in text and "hnsw only up to 1,000 vectors (its build at 1,000: " in text
+    with pytest.raises(SystemExit):
+        main(["--max-n", "hnsw:1000", "--no-encoding", "--output", str(out)])
+
+
 def test_gmm_vectors_keep_the_structure_of_real_encodings():
     """Centres fall where the fitted encodings lie (a low-dimensional region, unlike random unit
     vectors), and images of a person scatter with the measured within-person spread."""

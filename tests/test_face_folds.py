@@ -138,3 +138,44 @@ def test_validation_best_uses_validation_people_and_prefers_the_untrained_on_tie
     assert validation_best({"asis": (worse, "pretrained"), "scratch": (val, "scratch")}) == "scratch"
     with pytest.raises(ValueError, match="no validation metrics"):
         validation_best({"x": ({}, "scratch")})
+
+
+def test_levers_whole_run_trains_every_fold_and_writes_one_table(tmp_path, monkeypatch):
+    """Without --fold/--collect one invocation runs the chosen folds in turn (stale results of other
+    folds are dropped) and writes the section with its own command."""
+    import cnnlab.bench.face_levers as levers_bench
+
+    ran = []
+
+    def fake_run_fold(i, k, levers, out):
+        ran.append(i)
+        scores = {"val": {"rank1": 0.8, "eer": 0.1, "tar_at_far_1pct": 0.5},
+                  "test": {"rank1": 0.7, "eer": 0.2, "tar_at_far_1pct": 0.4}}
+        path = out / f"fold{i}.json"
+        path.write_text(json.dumps({"fold": identity_folds(PEOPLE, k)[i], "index": i, "k": k,
+                                    "levers": {n: scores for n in levers}}))
+        return path
+
+    monkeypatch.setattr(levers_bench, "run_fold", fake_run_fold)
+    out, bench = tmp_path / "levers", tmp_path / "B.md"
+    out.mkdir()
+    (out / "fold1.json").write_text("{}")                        # an earlier run's fold: not this table's
+    assert levers_bench.main(["--fold-ids", "0", "2", "--levers", "base (as configured)", "--out", str(out),
+                              "--output", str(bench)]) == 0
+    text = bench.read_text()
+    assert ran == [0, 2] and not (out / "fold1.json").exists()
+    assert "fold 0 (val" in text and "fold 2 (val" in text and "fold 1 (val" not in text
+    assert "every fold in this one run" in text
+    assert "*Command:* `python -m cnnlab.bench.face_levers --fold-ids 0 2 --levers base (as configured)" in text
+    with pytest.raises(SystemExit):
+        levers_bench.main(["--fold-ids", "7", "--out", str(out), "--output", str(bench)])
+
+
+def test_bench_config_is_the_face_stages_one():
+    """The fold and lever benchmarks compose conf/faces.yaml (the face group lives there, not in config.yaml)."""
+    from cnnlab.bench.face_folds import compose, scratch_size
+
+    cfg = compose("encoder=course39", "face.train.max_epochs=60")
+    assert cfg.face.encoder.name == "course39" and cfg.face.scheduler.T_max == 60
+    assert cfg.face.paths.identity_split == "data/aligned/orl_faces_ids"
+    assert scratch_size([]) == (39, 39)

@@ -14,6 +14,7 @@ rank-1 (:func:`cnnlab.face.evaluation.folds.nway_rank1`).
 
     python -m cnnlab.bench.face_folds                  # writes the face_folds section of docs/BENCHMARKS.md
     python -m cnnlab.bench.face_folds --folds 5 --recipe face.train.max_epochs=60
+    python -m cnnlab.bench.face_folds --seeds 0 1 --flip     # + flip TTA and the 2-seed ensemble (the chosen recipe)
 
 Also writes ``reports/faces/folds.json`` and the fold table into ``reports/faces/comparison.md``
 (a section appended below the pipeline's table when that file exists). Needs the aligned data
@@ -44,9 +45,10 @@ MARK_BEGIN, MARK_END = "<!-- folds -->", "<!-- /folds -->"
 
 
 def compose(*overrides: str):
+    """The face stages' Hydra config (``conf/faces.yaml``) with ``overrides``."""
     from cnnlab.stages._app import compose as compose_config
 
-    return compose_config(*overrides)
+    return compose_config(*overrides, config_name="faces")
 
 
 def aligned_people(work: Path) -> Path:
@@ -174,6 +176,8 @@ def run_folds(aligned: Path, work: Path, k: int, recipe: Sequence[str], seeds: S
             timing["course39 training"] = timing.get("course39 training", 0.0) + time.perf_counter() - start
             members.append(embed_paths(ckpt, small_paths, flip))
             if seed == seeds[0]:
+                if flip:                                             # the configured recipe alone, beside its TTA
+                    add("course39", embed_paths(ckpt, small_paths), labels, fold)
                 add("course39" + (" + flip" if flip else ""), members[-1], labels, fold)
         if len(seeds) > 1:                                           # concatenated / √N: averaged squared distances
             ens = np.concatenate(members, axis=1) / np.sqrt(len(members))
@@ -263,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipe", nargs="*", default=[], metavar="OVERRIDE",
                         help="Hydra overrides of the from-scratch recipe (default: as configured)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="course39 seeds (several: an ensemble row)")
-    parser.add_argument("--flip", action="store_true", help="flip test-time augmentation for course39")
+    parser.add_argument("--flip", action="store_true", help="flip test-time augmentation for course39 (its row without it stays)")
     parser.add_argument("--no-dlib", action="store_true", help="leave out dlib's network")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--output", type=Path, default=DEFAULT_PATH, help="benchmarks markdown file")

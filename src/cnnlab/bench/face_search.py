@@ -192,7 +192,7 @@ def measure_size(n: int, args: argparse.Namespace, data: str = "random", model=N
         x, ids, probes = synthetic(n, args.dim, args.per_person, args.spread, 2 * args.probes, seed=n)
     enc = Encodings([str(i) for i in range(n)], ids.astype(str).tolist(), x, "synthetic", "synthetic")
     rows, exact = [], None
-    kinds = ["exact", *(k for k in args.indexes if k != "exact")]    # exact first: the reference answers
+    kinds = ["exact", *(k for k in args.indexes if k != "exact" and n <= args.max_n.get(k, n))]  # exact first
     for kind, backend in [(k, "faiss") for k in kinds] + [("exact", "numpy")]:
         params = {"hnsw_m": args.hnsw_m, "ef_construction": args.ef_construction} if kind == "hnsw" else {}
         if kind in ("ivf", "ivfpq", "ivfsq"):
@@ -260,6 +260,22 @@ def _goal(r: Row) -> str:
     return "yes" if r.p50_ms <= GOAL_MS and r.recall >= GOAL_RECALL else "no"
 
 
+def _limits(rows: list[Row], args: argparse.Namespace) -> str:
+    """The sentence on indexes left out of the larger galleries (``--max-n``), with their largest build."""
+    parts = []
+    for kind, limit in sorted(getattr(args, "max_n", {}).items()):
+        if kind not in getattr(args, "indexes", INDEXES) or not any(r.n > limit for r in rows):
+            continue
+        built = [r for r in rows if r.index == kind]
+        largest = max((r.n for r in built), default=0)
+        builds = ", ".join(f"{r.build_s:.0f} s ({r.data})" for r in built if r.n == largest)
+        parts.append(f"{kind} only up to {limit:,} vectors" + (f" (its build at {largest:,}: {builds})" if builds else ""))
+    if not parts:
+        return ""
+    return (" Left out of the larger galleries (`--max-n`), because building them there would not fit the "
+            f"run's time on this shared machine: {'; '.join(parts)}.")
+
+
 def format_table(rows: list[Row], args: argparse.Namespace, load: tuple[float, float],
                  rates: list[tuple[int, float, float]] | None = None) -> str:
     """The markdown section: the search table, then encoding throughput when measured."""
@@ -282,10 +298,10 @@ def format_table(rows: list[Row], args: argparse.Namespace, load: tuple[float, f
         f"recall@1 ≥ {args.target} on {args.probes} separate tuning probes. Goal: ≤ {GOAL_MS:g} ms at 10⁶ with "
         f"recall@1 ≥ {GOAL_RECALL}. Sizes in this run: {', '.join(f'{n:,}' for n in sizes)}"
         + ("" if GOAL_N in sizes else f" (10⁶ not measured here: a build of every index at 10⁶ takes longer than "
-           f"this shared machine allows; `--sizes 1000000` runs it)") + ". "
-        f"Load average (1 min) at the start / end: {load[0]:.1f} / {load[1]:.1f} on {os.cpu_count()} cores "
-        f"(this run counts for about 1; more means other processes shared the cores, which slows every figure, "
-        f"builds most).", "",
+           f"this shared machine allows; `--sizes 1000000` runs it)") + "." + _limits(rows, args) + " "
+        f"The machine was shared with other jobs. Load average (1 min) at the start / end: {load[0]:.1f} / "
+        f"{load[1]:.1f} on {os.cpu_count()} cores (this run counts for about 1; more means other processes shared "
+        f"the cores, which slows every figure, builds most).", "",
         "| data | N | index | build (s) | identify p50 (ms) | recall@1 | same person | tuned | goal met (10⁶) |",
         "|---|---:|---|---:|---:|---:|---:|---|---|",
     ]
@@ -311,6 +327,14 @@ def _default_encoder() -> tuple[Path | None, Path | None]:
     return (ckpt if ckpt.is_file() else None), Path(compose(f"data={cfg.face.datasets.ids}").data.root)
 
 
+def _max_n(text: str) -> tuple[str, int]:
+    """``"hnsw=100000"`` → ``("hnsw", 100000)`` (argparse type of ``--max-n``)."""
+    kind, _, n = text.partition("=")
+    if kind not in INDEXES or not n.isdigit():
+        raise argparse.ArgumentTypeError(f"--max-n takes INDEX=N with INDEX one of {', '.join(INDEXES)}, got {text!r}")
+    return kind, int(n)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cnnlab.bench.face_search", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
@@ -325,7 +349,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--indexes", nargs="+", choices=INDEXES, default=list(INDEXES), help="faiss indexes")
     parser.add_argument("--hnsw-m", type=int, default=32, help="HNSW graph degree M")
     parser.add_argument("--ef-construction", type=int, default=200, help="HNSW efConstruction (build effort)")
-    parser.add_argument("--nlist-factor", type=float, default=16.0, help="IVF cells: this × √N")
+    parser.add_argument("--nlist-factor", type=float, default=1.0,
+                        help="IVF cells: this × √N (k-means on 64 vectors per cell stays affordable at 10⁶)")
+    parser.add_argument("--max-n", nargs="+", default=[], metavar="INDEX=N", type=_max_n,
+                        help="build INDEX only for galleries of at most N vectors (e.g. hnsw=100000)")
     parser.add_argument("--k-factor", type=int, default=8, help="IVF-PQ: candidates re-ranked per neighbour")
     parser.add_argument("--threads", type=int, default=1, help="threads per query (faiss OpenMP, numpy BLAS)")
     parser.add_argument("--build-threads", type=int, default=os.cpu_count(), help="faiss threads while building")
@@ -335,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-encoding", action="store_true", help="skip the encoding throughput")
     parser.add_argument("--output", type=Path, default=DEFAULT_PATH, help="benchmarks markdown file")
     args = parser.parse_args(argv)
+    args.max_n = dict(args.max_n)
     start_load = os.getloadavg()[0]
     model = gmm_model(*dlib_encodings()) if "gmm" in args.data else None
     rows = [row for data in args.data for n in args.sizes for row in measure_size(n, args, data, model)]
