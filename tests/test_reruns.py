@@ -21,7 +21,9 @@ import pytest
 from conftest import BIN, REPO, copy_repo, run, run_env
 
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
-TRANSFER_STRATEGIES = __import__("yaml").safe_load((REPO / "workflow/config.yaml").read_text())["transfer"]["strategies"]
+WORKFLOW = __import__("yaml").safe_load((REPO / "workflow/config.yaml").read_text())
+TRANSFER_STRATEGIES = WORKFLOW["transfer"]["strategies"]
+LENET_SEEDS = len(WORKFLOW["seeds"])
 
 
 FAKE_PYTHON = f"""#!{sys.executable}
@@ -145,8 +147,8 @@ def test_editing_lenet_reruns_the_lenet_chain_and_nothing_for_faces(recorded):
         changed = dvc_changed(repo, env)
     finally:
         f.write_text(text)
-    # digits × 3 seeds + the transfer source, then their evaluations, the ensemble, select, transfer
-    assert jobs.get("train") == 4 and jobs.get("evaluate") == 3, jobs
+    # digits × the seeds + the transfer source, then their evaluations, the ensemble, select, transfer
+    assert jobs.get("train") == LENET_SEEDS + 1 and jobs.get("evaluate") == LENET_SEEDS, jobs
     assert jobs.get("benchmark") == 1 and jobs.get("select") == 1, jobs
     assert jobs.get("finetune") == len(TRANSFER_STRATEGIES) and jobs.get("finetune_compare") == 1, jobs
     assert not {r for r in jobs if "face" in r or r in ("align_faces", "calibrate", "import_dlib")}
