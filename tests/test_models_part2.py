@@ -15,11 +15,11 @@ import pytest
 import torch
 import torch.nn as nn
 import torchvision.models as tvm
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torchvision.ops import stochastic_depth
 
 from cnnlab.models import create_model, default_input_size, get_entry
+from cnnlab.tasks.fit import model_kwargs
 from cnnlab.models.convert import load_torchvision_weights, remap_torchvision_state_dict
 from cnnlab.models.efficientnet import (
     ALPHA, BETA, EFFICIENTNET_B0_TABLE, EFFICIENTNET_VARIANTS, GAMMA, EfficientNet, MBConv, StochasticDepth,
@@ -217,10 +217,11 @@ def test_default_input_size_and_num_classes_zero_give_features(name):
 
 @pytest.mark.parametrize("name", OWN_MODELS)
 def test_model_config_instantiates(name):
+    """conf/model/<name>.yaml builds its model the way the stages do (tasks.fit.model_kwargs)."""
     cfg = OmegaConf.load(CONF_DIR / f"{name}.yaml")
     assert cfg.name == name and "num_classes" not in cfg and "in_chans" not in cfg
     with torch.device("meta"):
-        model = instantiate(cfg, num_classes=4, in_chans=1)
+        model = create_model(name, num_classes=4, in_chans=1, **model_kwargs(OmegaConf.create({"model": cfg})))
     assert model.arch_name == name and model.head.out_features == 4
 
 
