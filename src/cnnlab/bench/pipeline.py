@@ -40,12 +40,12 @@ VENV = BIN.parent
 GIT = ["git", "-c", "user.name=cnnlab-bench", "-c", "user.email=bench@cnnlab.invalid"]
 
 
-def _run(cmd: list[str], cwd: Path, env: dict, expect_ok: bool = True) -> tuple[float, str]:
+def _run(cmd: list[str], cwd: Path, env: dict) -> tuple[float, str]:
     """Run ``cmd``; returns (seconds, stdout+stderr). Raises with the output tail on failure."""
     t = time.perf_counter()
     res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     out = res.stdout + res.stderr
-    if expect_ok and res.returncode:
+    if res.returncode:
         raise RuntimeError(f"{' '.join(cmd)} (in {cwd}) exited {res.returncode}:\n{out[-4000:]}")
     return time.perf_counter() - t, out
 
@@ -74,6 +74,18 @@ def _lock_stages(path: Path) -> dict:
     return yaml.safe_load(path.read_text()).get("stages", {}) if path.is_file() else {}
 
 
+def _entries(stage: dict) -> dict:
+    """A dvc.lock stage as {dep/out path: (md5, size, nfiles), "cmd": ..., "params": ...}."""
+    files = {e["path"]: (e.get("md5"), e.get("size"), e.get("nfiles"))
+             for key in ("deps", "outs") for e in stage.get(key, [])}
+    return files | {"cmd": stage.get("cmd"), "params": json.dumps(stage.get("params"))}
+
+
+def _use_remote(root: Path, remote: Path) -> None:
+    """Point the clone's DVC remote ``local`` at ``remote`` (``.dvc/config.local``, ignored by git)."""
+    (root / ".dvc/config.local").write_text(f"['remote \"local\"']\n    url = {remote}\n")
+
+
 def compare_locks(new: Path, old: Path, uncached: set[str]) -> dict:
     """Stage-by-stage comparison of two dvc.lock files.
 
@@ -85,11 +97,7 @@ def compare_locks(new: Path, old: Path, uncached: set[str]) -> dict:
     a, b = _lock_stages(new), _lock_stages(old)
     result: dict = {"same": [], "timings_only": {}, "differ": {}, "missing": sorted(set(a) ^ set(b))}
     for stage in sorted(set(a) & set(b)):
-        def entries(s: dict) -> dict:
-            return {e["path"]: (e.get("md5"), e.get("size"), e.get("nfiles"))
-                    for key in ("deps", "outs") for e in s.get(key, [])} | {"cmd": s.get("cmd"),
-                                                                           "params": json.dumps(s.get("params"))}
-        ea, eb = entries(a[stage]), entries(b[stage])
+        ea, eb = _entries(a[stage]), _entries(b[stage])
         diff = sorted(k for k in set(ea) | set(eb) if ea.get(k) != eb.get(k))
         if not diff:
             result["same"].append(stage)
@@ -122,7 +130,7 @@ def measure(cores: int, work: Path) -> tuple[dict, Path]:
     first, second, remote = work / "clone1", work / "clone2", work / "remote"
     env = _env(first)
     _run(["git", "clone", "-q", str(REPO), str(first)], work, env)
-    (first / ".dvc/config.local").write_text(f"['remote \"local\"']\n    url = {remote}\n")
+    _use_remote(first, remote)
     cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     out["make_run_s"], log = _make("run", first, env, f"CORES={cores}")
     cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -140,9 +148,8 @@ def measure(cores: int, work: Path) -> tuple[dict, Path]:
         out["results"] = _results(first)
 
         uncached = uncached_outs(first / "dvc.yaml")
-        out["lock_vs_committed"] = compare_locks(first / "dvc.lock", REPO / "dvc.lock", uncached) \
-            if (REPO / "dvc.lock").is_file() and _run(["git", "ls-files", "--error-unmatch", "dvc.lock"], REPO,
-                                                      dict(os.environ), expect_ok=False)[1].strip() == "dvc.lock" else None
+        committed = _run(["git", "ls-files", "dvc.lock"], REPO, dict(os.environ))[1].strip()
+        out["lock_vs_committed"] = compare_locks(first / "dvc.lock", REPO / "dvc.lock", uncached) if committed else None
         # The committed-lock workflow: commit the lock and the un-cached files, push, restore in a second clone.
         _run(["git", "add", "-A"], first, env)
         recorded = _run(["git", "diff", "--cached", "--name-only"], first, env)[1].split()
@@ -151,7 +158,7 @@ def measure(cores: int, work: Path) -> tuple[dict, Path]:
         out["push_s"] = _run([str(BIN / "dvc"), "push", "-q"], first, env)[0]
         env2 = _env(second)
         _run(["git", "clone", "-q", str(first), str(second)], work, env2)
-        (second / ".dvc/config.local").write_text(f"['remote \"local\"']\n    url = {remote}\n")
+        _use_remote(second, remote)
         out["pull_s"] = _make("pull", second, env2)[0]
         out["clone2_status_clean"] = _clean(_run([str(BIN / "dvc"), "status"], second, env2)[1])
         out["clone2_repro_noop"] = "Running stage" not in _run([str(BIN / "dvc"), "repro"], second, env2)[1]
