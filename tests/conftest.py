@@ -84,3 +84,16 @@ def hydra_cfg():
             return compose(config_name="config", overrides=list(overrides))
 
     return _compose
+
+
+# `make test` runs two pytest-xdist workers, which take tests in collection order: the longest ones
+# go first, so that neither worker is left running one of them alone at the end.
+_LONGEST_FIRST = ("test_pipeline.py::test_snakemake", "test_pipeline.py::test_dvc", "test_dvc_user_data.py",
+                  "test_determinism.py", "test_benchmark_faces.py", "test_experiments.py", "test_reruns.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        return next((i for i, key in enumerate(_LONGEST_FIRST) if key in item.nodeid), len(_LONGEST_FIRST))
+
+    items.sort(key=rank)   # stable: the rest keep their order
