@@ -62,6 +62,22 @@ def test_detections_threshold_and_nms():
     assert d["scores"].tolist() == pytest.approx([0.9])
 
 
+def test_detections_above_a_threshold_are_the_ranked_ones_above_it():
+    """evaluate_windows runs NMS once at the mAP threshold and keeps the displayed boxes by score."""
+    from cnnlab.detect.windows import Windows
+
+    torch.manual_seed(0)
+    xy = torch.randint(0, 100, (400, 2)).float()
+    boxes = torch.cat([xy, xy + torch.randint(8, 40, (400, 2)).float()], 1)
+    win = Windows(torch.randn(400, 6) * 3, boxes, [400])
+    ranked = detections(win, background=5, threshold=0.01, iou=0.5)
+    shown = detections(win, background=5, threshold=0.6, iou=0.5)
+    keep = ranked["scores"] > 0.6
+    assert 0 < int(keep.sum()) < len(ranked["scores"])
+    for key in ("boxes", "scores", "labels"):
+        torch.testing.assert_close(ranked[key][keep], shown[key])
+
+
 def test_float64_twin_agrees_to_rounding():
     torch.manual_seed(3)
     fc = WindowClassifier(num_classes=6).double().eval()
