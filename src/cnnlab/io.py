@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -63,6 +64,12 @@ def write_metrics(folder: str | Path, metrics: dict[str, Any]) -> dict[str, floa
     write_json(Path(folder) / "details.json", metrics)
     write_json(Path(folder) / "metrics.json", head)
     return head
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 (hex) of a file's bytes: the identity of a checkpoint recorded beside what it produced."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def write_text(path: str | Path, text: str) -> Path:

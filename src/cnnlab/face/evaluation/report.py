@@ -144,7 +144,7 @@ def markdown(results: Sequence["MethodResult"], split: dict[str, list[str]], far
 
 def write_report(out: str | Path, results: Sequence["MethodResult"], metrics: dict[str, Any], split: dict,
                  ecfg: dict[str, Any], encoder_name: str, calibration: dict | None, origin: str | None = None) -> Path:
-    """Write ``details.json`` (everything), ``metrics.json`` (:func:`headline`), ``report.md``, ``roc.png`` (+ its
+    """Write ``details.json`` (everything), ``metrics.json`` (:func:`encoder_headline`), ``report.md``, ``roc.png`` (+ its
     data ``roc.csv``) and ``distances.png`` into ``out`` atomically.
 
     Args:
@@ -162,11 +162,11 @@ def write_report(out: str | Path, results: Sequence["MethodResult"], metrics: di
         (tmp / "report.md").write_text(markdown(results, split, ecfg["fars"], ecfg["open_set_far"], encoder_name,
                                                 calibration, origin))
         (tmp / "details.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-        (tmp / "metrics.json").write_text(json.dumps(headline(metrics), indent=2, sort_keys=True) + "\n")
+        (tmp / "metrics.json").write_text(json.dumps(encoder_headline(metrics), indent=2, sort_keys=True) + "\n")
     return Path(out)
 
 
-def headline(metrics: dict[str, Any]) -> dict[str, float]:
+def encoder_headline(metrics: dict[str, Any]) -> dict[str, float]:
     """What ``dvc metrics show`` lists for an encoder: its numeric test metrics and, when calibrated,
     its τ with the test FAR/TAR there. Split, checkpoint, hash, parameters and the baselines stay in
     ``details.json``."""

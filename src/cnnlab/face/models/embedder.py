@@ -5,7 +5,6 @@ Kept free of Lightning so that encoding new images (``cnnlab face``) imports onl
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ...io import file_sha256
 from ...models import create_model
 
 
@@ -131,8 +131,4 @@ def load_encoder(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
 
 def checkpoint_hash(path: str | Path) -> str:
     """sha256 (hex) of a checkpoint file: the encoder's identity stored with its encodings."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ import torch.nn as nn
 from omegaconf import DictConfig
 
 from ...checkpoint import CheckpointMismatch, check_state_dict, read
+from ...io import file_sha256
 from ...models import create_model
 from ...models.convert import load_weight_file, remap_torchvision_state_dict
 from ...models.registry import get_entry
@@ -34,11 +34,6 @@ class Source:
     normalization: dict[str, list[float]] | None  # None: the target data's own statistics
     path: str | None = None
     sha256: str | None = None
-
-
-def file_sha256(path: str | Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _read_safely(path: Path) -> Any:
