@@ -166,7 +166,7 @@ def test_levers_whole_run_trains_every_fold_and_writes_one_table(tmp_path, monke
     assert ran == [0, 2] and not (out / "fold1.json").exists()
     assert "fold 0 (val" in text and "fold 2 (val" in text and "fold 1 (val" not in text
     assert "every fold in this one run" in text
-    assert "*Command:* `python -m cnnlab.bench.face_levers --fold-ids 0 2 --levers base (as configured)" in text
+    assert "*Command:* `python -m cnnlab.bench.face_levers --fold-ids 0 2 --levers 'base (as configured)'" in text
     with pytest.raises(SystemExit):
         levers_bench.main(["--fold-ids", "7", "--out", str(out), "--output", str(bench)])
 

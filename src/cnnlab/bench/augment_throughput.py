@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from cnnlab.augment import bind_pca_colour, fit_pca_colour
 from cnnlab.augment.pca import iter_transforms, prepared_images
-from cnnlab.bench.report import DEFAULT_PATH, write_section
+from cnnlab.bench.report import DEFAULT_PATH, bench_command, write_section
 
 DIGITS = Path("data/prepared/digits")
 
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: " + ", ".join(f"{s} {r:,.0f} img/s" for s, r in rates.items()), flush=True)
     table = format_table(rows, {s: src for s, (_, src) in data.items()}, args.images, args.batch_size)
     print(table)
-    command = " ".join(["python -m cnnlab.bench.augment_throughput", *(sys.argv[1:] if argv is None else argv)])
+    command = bench_command("cnnlab.bench.augment_throughput", argv)
     write_section("augment_throughput", table, command=command, path=args.output)
     return 0
 

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from cnnlab.bench.report import DEFAULT_PATH, write_section
+from cnnlab.bench.report import DEFAULT_PATH, bench_command, write_section
 
 GOAL = {"rank1": 0.95, "eer": 0.03}
 SPLIT_METHODS = {"course39": "course39 (from scratch)", "dlib_resnet": "dlib as is", "raw_pixels": "raw pixels",
@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
                                  {"course39": course39, "dlib_resnet": dlib})
     section = format_section(comparison, splits, rates, load)
     print(section)
-    command = " ".join(["python -m cnnlab.bench.face_accuracy", *(sys.argv[1:] if argv is None else argv)])
+    command = bench_command("cnnlab.bench.face_accuracy", argv)
     write_section("face_accuracy", section, command=command, path=args.output)
     return 0
 

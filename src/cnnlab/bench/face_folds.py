@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from cnnlab.bench.report import DEFAULT_PATH, write_section
+from cnnlab.bench.report import DEFAULT_PATH, bench_command, write_section
 
 BASELINES = {"eigenfaces": "Eigenfaces", "fisherfaces": "Fisherfaces", "lbp": "LBP histograms",
              "raw_pixels": "raw pixels"}
@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from-json", type=Path, metavar="JSON",
                         help="render the section from a run's saved results (its --json) instead of measuring")
     args = parser.parse_args(argv)
-    command = " ".join(["python -m cnnlab.bench.face_folds", *(sys.argv[1:] if argv is None else argv)])
+    command = bench_command("cnnlab.bench.face_folds", argv)
     if args.from_json:
         result = json.loads(args.from_json.read_text())
         section = format_section(result, result.get("load"), result.get("wall_s"))

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cnnlab.bench.report import DEFAULT_PATH, write_section
+from cnnlab.bench.report import DEFAULT_PATH, bench_command, write_section
 
 # name → (Hydra overrides of the recipe, seeds, flip TTA); "base" is the configured recipe.
 LEVERS: dict[str, tuple[tuple[str, ...], tuple[int, ...], bool]] = {
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{os.cpu_count()} cores: other helpers' jobs shared the machine, so the time is an upper bound; "
                 "the accuracies do not depend on it.")
     print(section)
-    command = " ".join(["python -m cnnlab.bench.face_levers", *(sys.argv[1:] if argv is None else argv)])
+    command = bench_command("cnnlab.bench.face_levers", argv)
     write_section("face_levers", section, command=command, path=args.output)
     return 0
 

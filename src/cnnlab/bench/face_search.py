@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from cnnlab.bench.report import DEFAULT_PATH, write_section
+from cnnlab.bench.report import DEFAULT_PATH, bench_command, write_section
 from cnnlab.face.gallery.encodings import Encodings
 from cnnlab.face.gallery.verify import Gallery
 
@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         rates = encoding_rates(args.encoder, args.images)
     table = format_table(rows, args, (start_load, os.getloadavg()[0]), rates)
     print(table)
-    command = " ".join(["python -m cnnlab.bench.face_search", *(sys.argv[1:] if argv is None else argv)])
+    command = bench_command("cnnlab.bench.face_search", argv)
     write_section("face_search", table, command=command, path=args.output)
     return 0
 

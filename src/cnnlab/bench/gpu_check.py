@@ -27,7 +27,7 @@ from types import SimpleNamespace
 import lightning as L
 import torch
 
-from cnnlab.bench.report import DEFAULT_PATH, write_section
+from cnnlab.bench.report import DEFAULT_PATH, bench_command, write_section
 
 ORL = Path("data/raw/orl_faces")
 
@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         lines += ["", *[f"- {f}" for f in failures]]
     body = "\n".join(lines)
     print(body)
-    command = " ".join(["python -m cnnlab.bench.gpu_check", *(sys.argv[1:] if argv is None else argv)])
+    command = bench_command("cnnlab.bench.gpu_check", argv)
     write_section("gpu_check", body, command=command, path=args.output)
     return 1 if failures else 0
 

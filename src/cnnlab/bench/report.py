@@ -6,6 +6,7 @@ import datetime as _dt
 import os
 import platform
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -38,8 +39,14 @@ def command_line(argv: list[str] | None = None) -> str:
     head = argv[0] if argv else ""
     match = re.search(r"(?:^|/)(cnnlab/(?:[A-Za-z0-9_]+/)*[A-Za-z0-9_]+)\.py$", head)
     if match:
-        argv[0] = "-m " + match.group(1).replace("/", ".")
-    return " ".join(["python"] + argv)
+        return bench_command(match.group(1).replace("/", "."), argv[1:])
+    return shlex.join(["python", *argv])
+
+
+def bench_command(module: str, argv: list[str] | None = None) -> str:
+    """``python -m <module> <arguments>``, each argument quoted as a shell needs it, so that a footer
+    can be pasted back into a shell. ``argv``: the arguments (default: this process's)."""
+    return shlex.join(["python", "-m", module, *(sys.argv[1:] if argv is None else argv)])
 
 
 def write_section(key: str, body: str, command: str | None = None, path: Path | str = DEFAULT_PATH) -> Path:

@@ -12,7 +12,6 @@ encoder-decoder baseline (``encoder_decoder``) and segmentation_models_pytorch's
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -86,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from ..segment.data import read_classes
-    from .report import write_section
+    from .report import bench_command, write_section
 
     torch.set_num_threads(args.threads)
     prepared = Path("data/prepared") / "scenes"  # the pipeline's (paths.prepared of data=scenes)
@@ -125,9 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         f"`unet_backbone` is the zoo's resnet18 as encoder with the course's upsampling blocks; `smp_unet` is "
         f"segmentation_models_pytorch's `Unet(encoder_weights=None)` ({args.smp_encoder} encoder), from random weights like ours. "
         f"Latency: one image at {args.size}×{args.size}, one thread, median of 10. Training used {args.threads} "
-        f"threads.\n\n{ratio}{args.note}\n\n{body}\n")
-    write_section("segmentation", text, command="python -m cnnlab.bench.segmentation "
-                  + " ".join(sys.argv[1:] if argv is None else argv))
+        f"thread{'s' if args.threads != 1 else ''}.\n\n{ratio}{args.note}\n\n{body}\n")
+    write_section("segmentation", text, command=bench_command("cnnlab.bench.segmentation", argv))
     return 0
 
 

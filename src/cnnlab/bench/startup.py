@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cnnlab.bench.report import DEFAULT_PATH, write_section
+from cnnlab.bench.report import DEFAULT_PATH, bench_command, write_section
 
 HEAVY = ("lightning", "torchmetrics", "mlflow", "torch", "torchvision", "sklearn", "matplotlib")
 
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     changed = {s for s in stages if before and s in before and source_texts(trees[0][1], s) != source_texts(tree, s)}
     table = format_table(after, before, args.repeats, changed, (load_start, os.getloadavg()[0]))
     print(table)
-    command = " ".join(["python -m cnnlab.bench.startup", *(sys.argv[1:] if argv is None else argv)])
+    command = bench_command("cnnlab.bench.startup", argv)
     write_section("startup", table, command=command, path=args.output)
     return 0
 

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnlab.augment.gpu import BatchAugment, to_unit_float
-from cnnlab.bench.report import DEFAULT_PATH, write_section
+from cnnlab.bench.report import DEFAULT_PATH, bench_command, write_section
 
 NUM_CLASSES = 10
 SHAPE = (3, 32, 32)
@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     args.precision = args.precision or ("bf16-mixed" if args.device == "cuda" else "32-true")
     table = format_table(measure(args), args)
     print(table)
-    command = " ".join(["python -m cnnlab.bench.throughput", *(sys.argv[1:] if argv is None else argv)])
+    command = bench_command("cnnlab.bench.throughput", argv)
     write_section("throughput", table, command=command, path=args.output)
     return 0
 

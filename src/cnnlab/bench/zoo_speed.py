@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from cnnlab.bench.report import DEFAULT_PATH, write_section
+from cnnlab.bench.report import DEFAULT_PATH, bench_command, write_section
 from cnnlab.models import create_model, get_entry, list_models
 from cnnlab.models.convert import load_torchvision_weights
 
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
     table = format_table(results, args.repeats, args.warmup, device)
     print(table)
-    command = " ".join(["python -m cnnlab.bench.zoo_speed", *(sys.argv[1:] if argv is None else argv)])
+    command = bench_command("cnnlab.bench.zoo_speed", argv)
     write_section("zoo_speed", table, command=command, path=args.output)
     return 1 if any(r.error for r in results) else 0
 
