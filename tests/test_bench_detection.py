@@ -43,3 +43,6 @@ def test_windows_rows_train_and_evaluate_in_the_work_folder(tiny_scenes, tmp_pat
     text = body([yolo], [naive, conv], 0.6, {1: 0.5}, 5, 2, False, {"yolo": 2})
     assert "| sliding windows (naive) |" in text and "| sliding windows (convolutional) |" in text
     assert f"({naive['ms'] / 10.0:.1f}×)" in text and "its own 1 epochs" in text
+    assert "on CPU, one thread" in text
+    on_gpu = body([yolo], [naive, conv], 0.6, {1: 0.5}, 5, 2, False, {"yolo": 2}, trainer="gpu")
+    assert "with `trainer=gpu`" in on_gpu and "on CPU, one thread" not in on_gpu

@@ -26,9 +26,9 @@ def test_a_model_that_could_not_run_gets_a_row_that_says_why_with_every_column()
 
 def test_every_model_gets_the_same_budget_and_loss():
     args = argparse.Namespace(n_filters=16, smp_encoder="resnet18", size=64, epochs=3, batch_size=8, loss="ce_dice",
-                              lr=0.003, workers=0, seed=0)
+                              lr=0.003, workers=0, seed=0, trainer="gpu")
     for model in ("unet", "encoder_decoder", "unet_backbone", "smp_unet"):
         ov = _overrides(model, args, Path("/tmp/w"))
         assert {"segmenter.size=64", "trainer.max_epochs=3", "segmenter.batch_size=8", "segmenter.loss=ce_dice",
-                "optim.lr=0.003", f"model={model}"} <= set(ov)
+                "optim.lr=0.003", f"model={model}", "trainer=gpu"} <= set(ov)
         assert ("model.n_filters=16" in ov) == (model in ("unet", "encoder_decoder"))

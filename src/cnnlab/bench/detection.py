@@ -31,8 +31,12 @@ DETECTORS = ("yolo", "faster_rcnn", "rcnn_mini")
 GOAL_MAP50 = 0.90
 
 
-def train_and_evaluate(name: str, root: Path, work: Path, epochs: int, threads: int, reuse: bool = False) -> dict[str, Any]:
+def train_and_evaluate(name: str, root: Path, work: Path, epochs: int, threads: int, reuse: bool = False,
+                       trainer: str = "cpu") -> dict[str, Any]:
     """Train detector ``name`` in-process (no MLflow) and evaluate it; the table row.
+
+    ``trainer``: the ``conf/trainer`` option training runs on (``gpu`` on a CUDA machine); the
+    evaluation and its ms / image are on CPU either way.
 
     With ``reuse``, a run already published in ``work/<name>`` (by an earlier call with the same
     ``epochs``) is evaluated again instead of retrained.
@@ -41,7 +45,7 @@ def train_and_evaluate(name: str, root: Path, work: Path, epochs: int, threads: 
     from cnnlab.detect.train import train_detector
     from cnnlab.stages._app import compose
 
-    cfg = compose(f"detector={name}", f"detector.epochs={epochs}", f"paths.prepared={root}",
+    cfg = compose(f"detector={name}", f"detector.epochs={epochs}", f"paths.prepared={root}", f"trainer={trainer}",
                   f"paths.run={work / name}", "trainer.enable_progress_bar=false",
                   "trainer.enable_model_summary=false", config_name="detect")
     torch.set_num_threads(threads)
@@ -97,11 +101,11 @@ def anchors_report(root: Path, hand: list[list[float]], seed: int = 0) -> tuple[
 
 
 def body(rows: list[dict], sliding: list[dict] | None, hand_iou: float, curve: dict[int, float], n_hand: int,
-         epochs: int, loaded: bool, budget: dict[str, int], reused: bool = False) -> str:
+         epochs: int, loaded: bool, budget: dict[str, int], reused: bool = False, trainer: str = "cpu") -> str:
     lines = ["## Detection on the scenes: YOLO, Faster R-CNN, R-CNN in miniature (issue 17)", "",
              f"Test split of the embedded scenes (60 images, 128×128, 5 classes). Every detector trained here "
-             f"from scratch on the same 300 training scenes for {epochs} epochs (best epoch by val mAP@0.5), on CPU, "
-             "one thread" + ("; R-CNN in miniature for " + str(budget["rcnn_mini"]) + " epochs only (its validation "
+             f"from scratch on the same 300 training scenes for {epochs} epochs (best epoch by val mAP@0.5), "
+             + ("on CPU, one thread" if trainer == "cpu" else f"with `trainer={trainer}`") + ("; R-CNN in miniature for " + str(budget["rcnn_mini"]) + " epochs only (its validation "
              "classifies every proposal one at a time), so its accuracy is not on the same budget"
              if budget.get("rcnn_mini", epochs) != epochs else "") + ". ms / image: median of one-image `detect` "
              "calls on CPU (one thread) over the test split." + (" The checkpoints (and their training seconds) are "
@@ -159,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--detectors", nargs="+", default=list(DETECTORS), choices=DETECTORS)
     p.add_argument("--no-sliding", action="store_true", help="leave out the sliding-window classifier (issue 16)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--trainer", default="cpu", help="conf/trainer option to train on (gpu: a CUDA machine, for "
+                   "longer budgets); evaluation and ms / image stay on CPU")
     p.add_argument("--work", help="keep checkpoints and evaluations here (default: a temporary folder)")
     p.add_argument("--reuse", action="store_true", help="evaluate runs already published in --work instead of retraining")
     p.add_argument("--loaded", action="store_true", help="say in the section that the machine was shared")
@@ -173,10 +179,11 @@ def main(argv: list[str] | None = None) -> int:
         budget = {d: args.epochs for d in args.detectors}
         if args.rcnn_mini_epochs and "rcnn_mini" in budget:
             budget["rcnn_mini"] = args.rcnn_mini_epochs
-        rows = [train_and_evaluate(d, root, work, budget[d], args.threads, args.reuse) for d in args.detectors]
+        rows = [train_and_evaluate(d, root, work, budget[d], args.threads, args.reuse, args.trainer)
+                for d in args.detectors]
         sliding = None if args.no_sliding else windows_rows(root, work, args.threads, args.reuse)
     hand_iou, curve = anchors_report(root, hand)
-    text = body(rows, sliding, hand_iou, curve, len(hand), args.epochs, args.loaded, budget, args.reuse)
+    text = body(rows, sliding, hand_iou, curve, len(hand), args.epochs, args.loaded, budget, args.reuse, args.trainer)
     write_section("detection", text, path=args.output)
     print(text)
     return 0

@@ -24,7 +24,7 @@ LOSSES = {"ce": "cross-entropy", "weighted_ce": "cross-entropy with median-frequ
 def _overrides(model: str, args: argparse.Namespace, work: Path) -> list[str]:
     width = [f"model.n_filters={args.n_filters}"] if model in ("unet", "encoder_decoder") else []
     width += [f"model.encoder_name={args.smp_encoder}"] if model == "smp_unet" else []
-    return [f"model={model}", *width, f"segmenter.size={args.size}", f"trainer.max_epochs={args.epochs}",
+    return [f"model={model}", *width, f"trainer={args.trainer}", f"segmenter.size={args.size}", f"trainer.max_epochs={args.epochs}",
             f"segmenter.batch_size={args.batch_size}", f"segmenter.loss={args.loss}", f"optim.lr={args.lr}", "trainer.enable_progress_bar=false",
             "trainer.enable_model_summary=false", f"num_workers={args.workers}", f"seed={args.seed}",
             f"paths.run={work / model / 'run'}", f"paths.report={work / model / 'report'}"]
@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=0.002, help="Adam's learning rate (cosine decay to 0)")
     parser.add_argument("--loss", default="ce", choices=LOSSES, help="segmenter.loss of every model")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--trainer", default="cpu", help="conf/trainer option to train on (gpu: a CUDA machine, for "
+                        "longer budgets); evaluation and ms / image stay on CPU")
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--note", default="", help="a sentence about the machine's load, put in the section")
@@ -119,12 +121,12 @@ def main(argv: list[str] | None = None) -> int:
         f"augmentation, {LOSSES[args.loss]} loss; the checkpoint with the best validation mIoU (60 images) is scored on the "
         f"60 test images at their own 128×128 size. mIoU and Dice are means over the 6 classes, background "
         f"included (torchmetrics). `unet` and `encoder_decoder` are the course's architecture at "
-        f"n_filters={args.n_filters} (the course's 32 costs {(32 / args.n_filters) ** 2:.0f}× the compute, too much for "
-        f"this CPU budget); "
+        f"n_filters={args.n_filters}" + (f" (the course's 32 costs {(32 / args.n_filters) ** 2:.0f}× the compute, too much "
+                                        f"for this budget)" if args.n_filters < 32 else "") + "; "
         f"`unet_backbone` is the zoo's resnet18 as encoder with the course's upsampling blocks; `smp_unet` is "
         f"segmentation_models_pytorch's `Unet(encoder_weights=None)` ({args.smp_encoder} encoder), from random weights like ours. "
-        f"Latency: one image at {args.size}×{args.size}, one thread, median of 10. Training used {args.threads} "
-        f"thread{'s' if args.threads != 1 else ''}.\n\n{ratio}{args.note}\n\n{body}\n")
+        f"Latency: one image at {args.size}×{args.size}, one thread, median of 10. " + (f"Training used {args.threads} "
+        f"thread{'s' if args.threads != 1 else ''}." if args.trainer == "cpu" else f"Trained with `trainer={args.trainer}`.") + f"\n\n{ratio}{args.note}\n\n{body}\n")
     write_section("segmentation", text, command=bench_command("cnnlab.bench.segmentation", argv))
     return 0
 
