@@ -87,8 +87,8 @@ def sliding(cfg, n_images: int, strides: list[int]) -> str:
         "*naive, batched*: all of an image's crops in one batch; *conv*: the twin once per scale (for strides above 2 its first FC-as-convolution steps by stride/2, so skipped windows are never computed). Speed-ups are "
         "measured side by side in this run. Max abs diff is the largest logit difference between naive and "
         "convolutional over every window, with the weights in float32 and in float64 (the same computation "
-        f"up to rounding). Load average at the start: {load:.1f} on {os.cpu_count()} cores (other helpers' "
-        "jobs share them: absolute times are pessimistic"
+        f"up to rounding). Load average at the start: {load:.1f} on {os.cpu_count()} cores (other processes on "
+        "these cores inflate the absolute times; the speed-ups compare timings taken side by side"
         + ("; with the load above the core count the 2-thread rows mostly measure contention, rerun on an "
            "idle machine for them)." if load > (os.cpu_count() or 1) else ")."),
         "",
