@@ -17,9 +17,11 @@ log = logging.getLogger(__name__)
 
 
 def model_kwargs(cfg: DictConfig) -> dict[str, Any]:
-    """The builder kwargs of ``cfg.model`` (everything but ``_target_`` and ``name``)."""
+    """The builder kwargs of ``cfg.model``: everything but ``name``, the registry name (the naming
+    chain of ``tasks.fit.model_kwargs``, kept here so that the segmenter's stages do not import the
+    classifier's training code)."""
     kw = OmegaConf.to_container(cfg.model, resolve=True)
-    return {k: v for k, v in kw.items() if k not in ("_target_", "name")}
+    return {k: v for k, v in kw.items() if k != "name"}
 
 
 def train_size(cfg: DictConfig) -> list[int]:
