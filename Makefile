@@ -33,7 +33,7 @@ pull: $(STAMP)  ## restore the outputs recorded in dvc.lock from the DVC remote,
 	$(BIN)/snakemake --touch --cores 1 --quiet
 
 test: $(STAMP)  ## fast tests + one real end-to-end pipeline run on tiny data, on $(CORES) pytest-xdist workers
-	$(BIN)/python -m pytest -m "not slow" -n $(CORES)
+	$(BIN)/python -m pytest -m "not slow" -n $(CORES) --dist worksteal
 
 test-slow: $(STAMP)  ## long runs only (every model trained, DDP, ...)
 	$(BIN)/python -m pytest -m slow

@@ -97,3 +97,24 @@ def test_cli_detect_refuses_bad_input_and_writes_nothing(trained, tmp_path, caps
     assert "not a cnnlab detector checkpoint" in err and "train_windows checkpoint" in err
     assert main(["detect", str(image), "--model", str(tmp / "missing.ckpt"), "--out-dir", str(out)]) == 1
     assert not out.exists()
+
+
+@pytest.mark.parametrize("detector", ["faster_rcnn", "rcnn_mini"])
+def test_region_proposal_detectors_train_and_evaluate(trained, detector):
+    """The two detectors `make test` runs only here (the whole DAG that trains them is a slow test)."""
+    from cnnlab.detect.evaluate_detector import evaluate_detector
+    from cnnlab.detect.train import train_detector
+    from cnnlab.stages._app import compose
+
+    _, tmp, _ = trained
+    run = tmp / detector
+    cfg = compose(f"detector={detector}", f"paths.prepared={tmp / 'scenes'}", f"paths.run={run}",
+                  "detector.epochs=1", "detector.limit=6", "num_workers=0", "trainer.enable_progress_bar=false",
+                  "trainer.enable_model_summary=false", config_name="detect")
+    published = train_detector(cfg)
+    assert published["epochs"] == 1 and (run / "best.ckpt").is_file()
+    m = evaluate_detector(run / "best.ckpt", tmp / "scenes", tmp / "eval" / detector)
+    assert 0.0 <= m["map_50"] <= 1.0 and 0.0 <= m["map_50_95"] <= m["map_50"] + 1e-9
+    assert m["latency_ms_per_image"] > 0 and m["num_params"] > 0
+    assert set(m["ap_50_per_class"]) == set(scenes.CLASSES)
+    assert json.loads((tmp / "eval" / detector / "metrics.json").read_text())["map_50"] == m["map_50"]
