@@ -86,9 +86,9 @@ class Jobs(dict):
         return f"{dict(self)!r}; reasons: {reasons[:8]}"
 
 
-def snakemake_jobs_to_run(repo: Path, env: dict) -> Jobs:
-    """rule → jobs that ``snakemake -n`` would run (the default profile applies)."""
-    res = run([str(BIN / "snakemake"), "-n", "--cores", "2"], repo, env)
+def snakemake_jobs_to_run(repo: Path, env: dict, *args: str) -> Jobs:
+    """rule → jobs that ``snakemake -n [args]`` would run (the default profile applies)."""
+    res = run([str(BIN / "snakemake"), "-n", "--cores", "2", *args], repo, env)
     jobs = Jobs()
     jobs.text = res.stdout + res.stderr
     if "Nothing to be done" not in jobs.text:
@@ -136,6 +136,27 @@ def test_push_then_pull_in_a_second_clone_leaves_nothing_to_do(recorded, tmp_pat
     assert (clone / "models/digits/lenet5/seed0/best.ckpt").is_file()
     assert dvc_changed(clone, env) == set()
     assert snakemake_jobs_to_run(clone, env) == {}
+
+
+def test_a_clone_with_the_committed_lock_reruns_everything_git_does_not_hold(recorded, tmp_path):
+    """A clone has dvc.lock and the `cache: false` outputs but none of the DVC-cached ones. Snakemake
+    alone takes a job whose requested outputs are all in git (an evaluation's metrics) for done, and
+    skips the chain above it; `make run` forces what `dvc status` finds deleted (cnnlab.stale)."""
+    repo, env = recorded
+    run([*GIT, "add", "-A"], repo, env)
+    run([*GIT, "commit", "-qm", "results", "--allow-empty"], repo, env)
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(repo), str(clone)], tmp_path, env)
+    assert (clone / "reports/detection/scenes/yolo/metrics.json").is_file()        # git's
+    assert not (clone / "models/detection/scenes/yolo/best.ckpt").exists()         # DVC's
+    plain = snakemake_jobs_to_run(clone, env)
+    assert "train_detector" not in plain and "evaluate_detector" not in plain, plain   # the trap
+    stale = run([sys.executable, "-m", "cnnlab.stale"], clone, env).stdout.split()
+    assert "models/detection/scenes/yolo/best.ckpt" in stale, stale
+    forced = snakemake_jobs_to_run(clone, env, "--forcerun", *stale)
+    assert forced == snakemake_jobs_to_run(clone, env, "--forceall"), forced          # every job of the DAG
+    # where everything is present (the recorded workspace) nothing is forced
+    assert run([sys.executable, "-m", "cnnlab.stale"], repo, env).stdout.split() == []
 
 
 def test_editing_lenet_reruns_the_lenet_chain_and_nothing_for_faces(recorded):
