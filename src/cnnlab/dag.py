@@ -28,6 +28,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import re
 import subprocess
 import sys
@@ -39,8 +40,9 @@ import yaml
 HEADER = ("# GENERATED from the Snakefile by `python -m cnnlab.dag`: do not edit by hand.\n"
           "# tests/test_dag.py fails when this file and the Snakefile disagree.\n")
 _FIELDS = ("input", "output", "log", "benchmark", "wildcards")
-# outputs with measured timings (latency, ms per face, wall time): not in DVC's cache
-TIMED = ("reports/benchmark/", "reports/selection/", "reports/faces/")
+# outputs with measured timings (latency, ms per face, wall time): not in DVC's cache (fnmatch
+# patterns; `*` also matches `/`)
+TIMED = ("reports/benchmark/*", "reports/selection/*", "reports/faces/*", "reports/detection/*/compare/*")
 # data plots (no timings inside): cached even under TIMED, so `dvc plots diff` finds older revisions
 PLOT_DATA = ("/history.csv", "/predictions.csv", "/roc.csv")
 _PARAM = re.compile(r"\$\{([A-Za-z0-9_.]+)\}")
@@ -122,7 +124,8 @@ def snakemake_jobs(config: list[str] = (), cwd: str | Path = ".", configfile: st
 def _uncached(out: str) -> bool:
     """Outputs DVC records but does not cache (committed to git): measured timings, i.e. TIMED
     folders (but their plot data) and every metrics file's ``details.json``."""
-    return (out.startswith(TIMED) and not out.endswith(PLOT_DATA)) or out.endswith("/details.json")
+    timed = any(fnmatch.fnmatchcase(out, pattern) for pattern in TIMED)
+    return (timed and not out.endswith(PLOT_DATA)) or out.endswith("/details.json")
 
 
 def to_dvc(jobs: list[Job]) -> dict:
