@@ -16,7 +16,7 @@ LAYERS = {
     "data": 2, "augment": 2,
     "tasks": 3, "evaluate": 3, "predict": 3, "model_registry": 3, "_pyfunc_model": 3,
     "face": 4, "detect": 4, "segment": 4, "inside": 4, "style": 4,
-    "stages": 5, "cli": 5, "bench": 5, "dag": 5,
+    "stages": 5, "cli": 5, "bench": 5, "dag": 5, "stale": 5,
 }
 
 

@@ -36,3 +36,10 @@ def test_every_output_kind_of_a_stale_stage_is_forced():
 def test_a_stage_missing_from_dvc_yaml_says_how_to_fix_it():
     with pytest.raises(KeyError, match="make dvc-yaml"):
         stage_outputs(PIPELINE, ["gone"])
+
+
+def test_declared_outputs_say_which_are_cached():
+    from cnnlab.stale import declared_outputs
+
+    assert dict(declared_outputs(PIPELINE["stages"]["train-a"])) == {
+        "models/a/best.ckpt": True, "models/a/history.csv": False, "models/a/metrics.json": False}

@@ -20,6 +20,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import yaml
 
@@ -42,17 +43,27 @@ def deleted_stages(status: dict) -> list[str]:
     return sorted(stale)
 
 
+def declared_outputs(stage: dict) -> Iterator[tuple[str, bool]]:
+    """``(path, cached)`` for every ``outs`` / ``metrics`` / ``plots`` entry of a ``dvc.yaml`` stage;
+    ``cached`` is False for the ``cache: false`` ones."""
+    for key in ("outs", "metrics", "plots"):
+        for entry in stage.get(key) or []:
+            if isinstance(entry, dict):
+                (path, opts), = entry.items()
+                yield path, not (isinstance(opts, dict) and opts.get("cache") is False)
+            else:
+                yield entry, True
+
+
 def stage_outputs(dvc_yaml: dict, names: list[str]) -> list[str]:
-    """Every ``outs`` / ``metrics`` / ``plots`` path of ``names`` in a parsed ``dvc.yaml``."""
-    paths = []
+    """Every output path of the stages ``names`` in a parsed ``dvc.yaml``."""
+    paths = set()
     for name in names:
         stage = dvc_yaml.get("stages", {}).get(name)
         if stage is None:
             raise KeyError(f"dvc.yaml: no stage {name!r} (dvc status reported it); regenerate it: make dvc-yaml")
-        for key in ("outs", "metrics", "plots"):
-            for out in stage.get(key, []):
-                paths.append(next(iter(out)) if isinstance(out, dict) else out)
-    return sorted(set(paths))
+        paths |= {path for path, _ in declared_outputs(stage)}
+    return sorted(paths)
 
 
 def stale_outputs(root: str | Path = ".", dvc: str = "dvc") -> list[str]:

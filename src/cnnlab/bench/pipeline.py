@@ -112,15 +112,10 @@ def uncached_outs(dvc_yaml: Path) -> set[str]:
     """Paths that dvc.yaml declares with ``cache: false``."""
     import yaml
 
-    paths = set()
-    for stage in (yaml.safe_load(dvc_yaml.read_text()).get("stages") or {}).values():
-        for key in ("outs", "metrics", "plots"):
-            for entry in stage.get(key) or []:
-                if isinstance(entry, dict):
-                    (path, opts), = entry.items()
-                    if isinstance(opts, dict) and opts.get("cache") is False:
-                        paths.add(path)
-    return paths
+    from ..stale import declared_outputs
+
+    stages = (yaml.safe_load(dvc_yaml.read_text()).get("stages") or {}).values()
+    return {path for stage in stages for path, cached in declared_outputs(stage) if not cached}
 
 
 def measure(cores: int, work: Path) -> tuple[dict, Path]:
