@@ -27,7 +27,8 @@ DVC_TINY = (SNAKEMAKE_TINY.replace("[0, 1]", "[0]").replace("[scratch, full]", "
 # `make test` runs the course's first half (digits, transfer, faces) for real under Snakemake; the whole
 # DAG (+ scenes: detectors, windows, localiser, landmarks, U-Net, units, style) is the slow test below,
 # as is its DVC twin. tests/test_reruns.py runs every rule of the whole DAG under Snakemake with a
-# stand-in `python` (the tools' bookkeeping), tests/test_gpu_tasks.py every week-3/4 task in-process.
+# stand-in `python` (the tools' bookkeeping); the week-3/4 tasks run in-process or as stages in
+# tests/test_detect_tasks.py, test_detect_pipeline.py, test_segment_train.py and test_style_transfer.py.
 FIRST_HALF = ["select", "compare_faces", "benchmark_faces", "reports/finetune/digits_5to9/table.md",
               "reports/benchmark/digits/lenet5/table.md", "data/augmented/digits",
               "data/prepared/orl_faces"]
@@ -83,7 +84,7 @@ def _mlflow_runs(db: Path):
     return client, client.search_runs([exp.experiment_id])
 
 
-def _snakemake_twice(repo_copy: Path, *targets: str) -> dict:
+def _snakemake_twice(repo_copy: Path, *targets: str) -> None:
     """A real Snakemake run of ``targets`` (default: the whole DAG) on the tiny config, then a no-op rerun."""
     env = run_env(repo_copy)
     (repo_copy / "tiny.yaml").write_text(SNAKEMAKE_TINY)
@@ -94,7 +95,6 @@ def _snakemake_twice(repo_copy: Path, *targets: str) -> dict:
     again = run(cmd, repo_copy, env)
     assert "Nothing to be done" in again.stdout + again.stderr
     assert "rule train" not in again.stdout + again.stderr
-    return env
 
 
 def test_snakemake_first_half_then_noop_rerun(repo_copy: Path):
